@@ -1,0 +1,68 @@
+/* event.c — a flag tasks wait for: set wakes every waiter and stays set until cleared. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct tsk_event {
+  tsk_runtime_t *rt;
+  uint64_t id;
+  int set;
+  tsk__list waiters;
+};
+
+int tsk_event_new(tsk_runtime_t *rt, tsk_event_t **out) {
+  if (!rt || !out) return TSK_EINVAL;
+  int rc = tsk__check_thread(rt);
+  if (rc) return rc;
+  tsk_event_t *e = calloc(1, sizeof *e);
+  if (!e) return TSK_ENOMEM;
+  e->rt = rt;
+  e->id = tsk__next_object_id(rt);
+  tsk__list_init(&e->waiters);
+  *out = e;
+  return 0;
+}
+
+int tsk_event_set(tsk_event_t *e) {
+  if (!e) return TSK_EINVAL;
+  int rc = tsk__check_thread(e->rt);
+  if (rc) return rc;
+  e->set = 1;
+  while (!tsk__list_empty(&e->waiters))
+    tsk__wait_end(TSK__CONTAINER(e->waiters.next, tsk__wait, link), 0);
+  return 0;
+}
+
+int tsk_event_clear(tsk_event_t *e) {
+  if (!e) return TSK_EINVAL;
+  int rc = tsk__check_thread(e->rt);
+  if (rc) return rc;
+  e->set = 0;
+  return 0;
+}
+
+int tsk_event_is_set(tsk_event_t *e) { return e && e->set; }
+
+static void waiter_unlink(tsk__wait *w) { tsk__list_remove(&w->link); }
+
+int tsk_event_wait(tsk_event_t *e, int64_t timeout_ms) {
+  if (!e) return TSK_EINVAL;
+  int rc = tsk__check_thread(e->rt);
+  if (rc) return rc;
+  if (e->set) return 0;
+  tsk__wait w;
+  rc = tsk__wait_prepare(&w, TSK_WAIT_EVENT, e->id);
+  if (rc) return rc;
+  w.unlink = waiter_unlink;
+  tsk__list_push(&e->waiters, &w.link);
+  return tsk__wait_suspend(&w, timeout_ms);
+}
+
+int tsk_event_free(tsk_event_t *e) {
+  if (!e) return TSK_EINVAL;
+  int rc = tsk__check_thread(e->rt);
+  if (rc) return rc;
+  if (!tsk__list_empty(&e->waiters)) return TSK_EBUSY;
+  free(e);
+  return 0;
+}

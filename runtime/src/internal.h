@@ -1,0 +1,221 @@
+/*
+ * internal.h — structures shared by the runtime's files. Not installed.
+ * Internal cross-file symbols are prefixed tsk__; everything else is static.
+ */
+#ifndef TSK_INTERNAL_H
+#define TSK_INTERNAL_H
+
+#include "taskscope.h"
+#include "ctx.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define TSK__LIKELY(x) __builtin_expect(!!(x), 1)
+#define TSK__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- intrusive doubly linked list (circular, with a head node) ---- */
+typedef struct tsk__list {
+  struct tsk__list *next, *prev;
+} tsk__list;
+
+static inline void tsk__list_init(tsk__list *h) { h->next = h->prev = h; }
+static inline int tsk__list_empty(const tsk__list *h) { return h->next == h; }
+static inline void tsk__list_push(tsk__list *h, tsk__list *n) {
+  n->prev = h->prev;
+  n->next = h;
+  h->prev->next = n;
+  h->prev = n;
+}
+static inline void tsk__list_remove(tsk__list *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  n->next = n->prev = n;
+}
+#define TSK__CONTAINER(ptr, type, field) ((type *)((char *)(ptr) - offsetof(type, field)))
+
+/* ---- timers: one min-heap per runtime, driven by a single uv_timer_t ---- */
+typedef struct tsk__timer {
+  uint64_t due;     /* uv_now() based deadline, ms */
+  uint64_t seq;     /* insertion order, breaks ties so equal deadlines fire FIFO */
+  size_t index;     /* position in the heap; SIZE_MAX when not armed */
+  void (*fire)(struct tsk__timer *);
+} tsk__timer;
+
+/* ---- waits ----
+ * A suspended task points at one wait record living in its own stack frame. Whoever ends the
+ * wait (the awaited object, the timer, a cancellation) first unlinks the record from the object
+ * (unlink callback), disarms the timer, sets `result`, and makes the task ready. */
+typedef struct tsk__wait {
+  struct tsk__task *task;
+  tsk_wait_kind_t kind;
+  uint64_t object_id;      /* id of what is awaited (task id, future id, ...) */
+  int result;              /* set by whoever ends the wait */
+  int cancellable;         /* 0: cancellation/timeout is recorded but does not end the wait */
+  tsk__list link;          /* in the awaited object's waiter list, if it keeps one */
+  void (*unlink)(struct tsk__wait *); /* removes the record from the object; may be NULL */
+  tsk__timer timer;
+  void *data;              /* for the object's use (e.g. a channel message slot) */
+} tsk__wait;
+
+/* ---- stacks ---- */
+typedef struct tsk__stack {
+  char *base;  /* lowest address */
+  size_t size;
+  struct tsk__stack *next_free;
+} tsk__stack;
+
+typedef struct tsk__stack_pool {
+  size_t stack_size;       /* default size of a pooled stack */
+  tsk__stack *free_list;   /* LIFO of reusable stacks of stack_size */
+  size_t free_count;
+  char *region_cur;        /* next uncarved byte of the current region */
+  char *region_end;
+  size_t regions;
+  size_t carved;
+  tsk__list regions_list;  /* every region, for unmapping at close */
+} tsk__stack_pool;
+
+/* ---- tasks ---- */
+#define TSK__NAME_INLINE 32
+
+typedef struct tsk__task {
+  tsk__ctx ctx;                /* saved context while not running; must stay first */
+  uint64_t id;
+  uint64_t parent_id;
+  struct tsk_runtime *rt;
+  tsk_fn fn;
+  void *arg;
+  tsk_task_state_t state;
+  unsigned handle_held : 1;    /* a handle (tsk_task_t) is outstanding */
+  unsigned in_ready : 1;       /* in rt->ready */
+  unsigned cancel_requested : 1;
+  unsigned cancel_delivered : 1;
+  unsigned owned_by_group : 1;
+  int error;                   /* return code */
+  void *value;
+  char *message;               /* heap, NULL when none */
+  char name[TSK__NAME_INLINE]; /* "" = default (entry symbol, resolved lazily) */
+  tsk__stack *stack;
+  tsk__wait *wait;             /* current wait while WAITING */
+  tsk__wait *joiner;           /* the wait record of the task joining this one */
+  struct tsk__task *next_ready;
+  tsk__list live_link;         /* in rt->live while not finished */
+  struct tsk_group *group;
+  tsk__list group_link;
+  uint64_t deadlines[16];      /* tsk_timeout_push stack, absolute uv_now ms */
+  uint8_t ndeadlines;
+  uint32_t switches;
+  uint64_t created_ns;
+} tsk__task;
+
+/* ---- cross-thread posts ---- */
+typedef struct tsk__post {
+  struct tsk__post *next;
+  tsk_fn fn;
+  void *arg;
+  char name[TSK__NAME_INLINE];
+} tsk__post;
+
+struct tsk_runtime {
+  uv_loop_t *loop;
+  uv_loop_t own_loop;
+  int owns_loop;
+  pthread_t owner;
+  int closing;
+  int running;                 /* inside tsk_run */
+  tsk__ctx sched_ctx;          /* the loop thread's own context while a task runs */
+  const char *sched_stack_lo;  /* the owner thread's stack (for AddressSanitizer) */
+  size_t sched_stack_size;
+  tsk__task *current;
+  tsk__task *ready_head, *ready_tail;
+  uint64_t ready_count;
+  uv_idle_t idle;              /* active while tasks are ready */
+  int idle_active;
+  uv_timer_t timer_handle;     /* drives the timer heap */
+  uint64_t timer_handle_due;
+  tsk__timer **heap;
+  size_t heap_len, heap_cap;
+  uint64_t timer_seq;
+  uv_async_t async;            /* wakes the loop for tsk_post */
+  pthread_mutex_t post_lock;
+  tsk__post *post_head, *post_tail;
+  int post_closed;
+  int handles_open;            /* handles not yet closed (for close) */
+  tsk__stack_pool stacks;
+  tsk__task *free_tasks;       /* recycled task structs (linked through next_ready) */
+  size_t free_task_count;
+  tsk__list live;              /* unfinished tasks */
+  int batch_left;              /* direct task-to-task switches left in this idle pass */
+  tsk__task *zombie;           /* a finished task whose stack is released after switching out */
+  tsk_stats_t stats;
+  uint64_t offload_running_abandoned, offload_total_abandoned;
+  uint64_t next_object_id;
+  uint64_t main_task_id;        /* tsk_run_main's task, 0 when none */
+  int main_done;
+  tsk__list io_handles;        /* open tsk_tcp_t objects (io.c), closed at runtime close */
+  tsk__list groups;            /* groups not yet closed (group.c), freed at runtime close */
+};
+
+/* The calling thread's running task (NULL on a loop's own stack). */
+extern __thread tsk__task *tsk__current;
+
+/* runtime.c */
+void tsk__make_ready(tsk__task *t);
+int tsk__check_thread(tsk_runtime_t *rt);
+uint64_t tsk__next_object_id(tsk_runtime_t *rt);
+
+/* task.c */
+int tsk__cancel_task(tsk__task *t);
+tsk__task *tsk__task_from_handle(tsk_task_t h, int *err);
+void tsk__task_destroy(tsk__task *t);  /* runtime close: free an unfinished task */
+void tsk__task_free(tsk__task *t);     /* recycle a finished, released task struct */
+int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, void *arg,
+               size_t stack_size, int owned_by_group, struct tsk_group *group);
+/* group.c: called when a task of a group ends (state DONE/FAILED/CANCELLED) or is destroyed at
+ * runtime close (state DESTROYED; the struct is freed right after the call). */
+void tsk__group_task_finished(tsk__task *t);
+/* group.c: frees every group still open (runtime close, after all tasks were destroyed). */
+void tsk__group_runtime_close(tsk_runtime_t *rt);
+
+/* wait.c: the suspension primitive.
+ * tsk__wait_begin fills a record for the current task; the caller links it into the object,
+ * then calls tsk__wait_suspend, which arms the timeout (timeout_ms, and the task's deadline
+ * scopes), applies a pending cancellation, switches away and returns the record's result once
+ * somebody ended the wait with tsk__wait_end. */
+int tsk__wait_prepare(tsk__wait *w, tsk_wait_kind_t kind, uint64_t object_id);
+int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms);
+void tsk__wait_end(tsk__wait *w, int result);
+/* Checked at every suspension point before waiting: TSK_ECANCELED once when a cancellation was
+ * requested and not yet delivered (delivering it). */
+int tsk__take_cancel(tsk__task *t);
+
+/* io.c: closes every tsk_tcp_t still open (runtime close). */
+void tsk__io_runtime_close(tsk_runtime_t *rt);
+
+/* timer.c */
+void tsk__timer_init(tsk__timer *tm, void (*fire)(tsk__timer *));
+void tsk__timer_arm(tsk_runtime_t *rt, tsk__timer *tm, uint64_t due);
+void tsk__timer_disarm(tsk_runtime_t *rt, tsk__timer *tm);
+int tsk__timer_setup(tsk_runtime_t *rt);
+void tsk__timer_cleanup(tsk_runtime_t *rt);
+
+/* stack.c */
+void tsk__stack_pool_init(tsk__stack_pool *p, size_t stack_size);
+tsk__stack *tsk__stack_get(tsk__stack_pool *p, size_t size);
+void tsk__stack_put(tsk__stack_pool *p, tsk__stack *s);
+void tsk__stack_pool_close(tsk__stack_pool *p);
+
+/* error.c */
+void tsk__task_set_message(tsk__task *t, const char *msg);
+
+/* Suspends the running task t (already queued as ready, or waiting): switches straight to the
+ * next ready task while the idle pass's batch lasts, else back to the loop's context. Returns
+ * when t is resumed. */
+void tsk__switch_to_scheduler(tsk__task *t);
+/* Called first thing on a new task's stack: finishes the switch that started it. */
+void tsk__after_first_switch(tsk_runtime_t *rt);
+
+#endif

@@ -1,0 +1,316 @@
+/*
+ * task.c — spawning, ending, joining, detaching and cancelling tasks.
+ *
+ * Ownership: the runtime owns every task struct. A task struct is freed when both (1) the task
+ * has ended (or was destroyed) and (2) no handle to it is held (joined, detached, or its group
+ * reaped it). Structs are recycled through a free list; ids are never reused, which is what lets
+ * a stale handle be recognised (TSK_ESTALE) instead of touching another task.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Task ids are unique in the process. Each thread takes them from the shared counter in blocks,
+ * so that a spawn costs no atomic operation. */
+#define TSK__ID_BLOCK 4096
+static _Atomic uint64_t next_id_block = 1;
+static __thread uint64_t id_next, id_end;
+
+static uint64_t new_task_id(void) {
+  if (TSK__UNLIKELY(id_next == id_end)) {
+    id_next = atomic_fetch_add_explicit(&next_id_block, TSK__ID_BLOCK, memory_order_relaxed);
+    id_end = id_next + TSK__ID_BLOCK;
+  }
+  return id_next++;
+}
+
+
+static tsk__task *task_alloc(tsk_runtime_t *rt) {
+  tsk__task *t = rt->free_tasks;
+  if (TSK__LIKELY(t != NULL)) {
+    rt->free_tasks = t->next_ready;
+    rt->free_task_count--;
+  } else {
+    t = malloc(sizeof *t);
+    if (!t) return NULL;
+  }
+  return t;
+}
+
+void tsk__task_free(tsk__task *t) {
+  tsk_runtime_t *rt = t->rt;
+  free(t->message);
+  t->message = NULL;
+  t->id = 0; /* a stale handle never matches a freed struct */
+  t->next_ready = rt->free_tasks;
+  rt->free_tasks = t;
+  rt->free_task_count++;
+}
+
+static void task_finish(tsk__task *t, int rc);
+
+/* The first function every task runs, on its own stack. */
+static void task_entry(void *p) {
+  tsk__task *t = p;
+  tsk__after_first_switch(t->rt);
+  int rc = t->fn(t->arg);
+  task_finish(t, rc);
+  t->rt->zombie = t;
+  tsk__switch_to_scheduler(t);
+  abort(); /* a finished task is never resumed */
+}
+
+int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, void *arg,
+               size_t stack_size, int owned_by_group, struct tsk_group *group) {
+  if (TSK__UNLIKELY(!rt || !fn)) return TSK_EINVAL;
+  int rc = tsk__check_thread(rt);
+  if (TSK__UNLIKELY(rc)) return rc;
+  if (TSK__UNLIKELY(rt->closing)) return TSK_ECLOSED;
+  tsk__task *t = task_alloc(rt);
+  if (!t) return TSK_ENOMEM;
+  t->stack = tsk__stack_get(&rt->stacks, stack_size);
+  if (!t->stack) {
+    t->next_ready = rt->free_tasks;
+    rt->free_tasks = t;
+    rt->free_task_count++;
+    return TSK_ENOMEM;
+  }
+  t->id = new_task_id();
+  t->parent_id = tsk__current ? tsk__current->id : 0;
+  t->rt = rt;
+  t->fn = fn;
+  t->arg = arg;
+  t->state = TSK_TASK_READY;
+  t->handle_held = 1;
+  t->in_ready = 0;
+  t->cancel_requested = 0;
+  t->cancel_delivered = 0;
+  t->owned_by_group = owned_by_group ? 1 : 0;
+  t->error = 0;
+  t->value = NULL;
+  t->message = NULL;
+  if (name) {
+    size_t n = strlen(name);
+    if (n >= TSK__NAME_INLINE) n = TSK__NAME_INLINE - 1;
+    memcpy(t->name, name, n);
+    t->name[n] = 0;
+  } else {
+    t->name[0] = 0;
+  }
+  t->wait = NULL;
+  t->joiner = NULL;
+  t->group = group;
+  tsk__list_init(&t->group_link);
+  t->ndeadlines = 0;
+  t->switches = 0;
+  t->created_ns = 0;
+  tsk__ctx_make(&t->ctx, t->stack->base, t->stack->size, task_entry, t);
+  tsk__list_push(&rt->live, &t->live_link);
+  rt->stats.spawned++;
+  rt->stats.live++;
+  tsk__make_ready(t);
+  if (out) {
+    out->ptr = t;
+    out->id = t->id;
+  }
+  return 0;
+}
+
+int tsk_spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, void *arg) {
+  if (!out) return TSK_EINVAL;
+  return tsk__spawn(rt, out, name, fn, arg, 0, 0, NULL);
+}
+
+int tsk_spawn_ex(tsk_runtime_t *rt, tsk_task_t *out, const tsk_spawn_opts_t *opts, tsk_fn fn,
+                 void *arg) {
+  if (!out) return TSK_EINVAL;
+  return tsk__spawn(rt, out, opts ? opts->name : NULL, fn, arg, opts ? opts->stack_size : 0, 0,
+                    NULL);
+}
+
+static void task_finish(tsk__task *t, int rc) {
+  tsk_runtime_t *rt = t->rt;
+  t->error = rc;
+  if (rc == 0)
+    t->state = TSK_TASK_DONE;
+  else if (rc == TSK_ECANCELED && t->cancel_requested)
+    t->state = TSK_TASK_CANCELLED;
+  else
+    t->state = TSK_TASK_FAILED;
+  tsk__list_remove(&t->live_link);
+  rt->stats.live--;
+  rt->stats.finished++;
+  if (t->joiner) tsk__wait_end(t->joiner, 0);
+  if (t->group) tsk__group_task_finished(t);
+}
+
+void tsk__task_destroy(tsk__task *t) {
+  tsk_runtime_t *rt = t->rt;
+  if (t->wait) {
+    tsk__wait *w = t->wait;
+    t->wait = NULL;
+    if (w->unlink) w->unlink(w);
+    tsk__timer_disarm(rt, &w->timer);
+    rt->stats.waiting--;
+  }
+  t->in_ready = 0;
+  t->state = TSK_TASK_DESTROYED;
+  tsk__list_remove(&t->live_link);
+  rt->stats.live--;
+  if (t->group) tsk__group_task_finished(t);
+  if (t->joiner) {
+    tsk__wait *j = t->joiner;
+    t->joiner = NULL;
+    (void)j; /* the joiner is being destroyed too: every task is, at close */
+  }
+  tsk__stack_put(&rt->stacks, t->stack);
+  t->stack = NULL;
+  /* Handles held by the application become invalid with the runtime. */
+  t->handle_held = 0;
+  tsk__task_free(t);
+}
+
+tsk__task *tsk__task_from_handle(tsk_task_t h, int *err) {
+  tsk__task *t = h.ptr;
+  if (TSK__UNLIKELY(!t || h.id == 0)) {
+    *err = TSK_EINVAL;
+    return NULL;
+  }
+  if (TSK__UNLIKELY(t->id != h.id || !t->handle_held)) {
+    *err = TSK_ESTALE;
+    return NULL;
+  }
+  *err = tsk__check_thread(t->rt);
+  return *err ? NULL : t;
+}
+
+static int finished(const tsk__task *t) {
+  return t->state == TSK_TASK_DONE || t->state == TSK_TASK_FAILED ||
+         t->state == TSK_TASK_CANCELLED;
+}
+
+/* Hands the outcome to the joiner and releases the handle. */
+static int collect(tsk__task *t, tsk_result_t *res) {
+  int rc = t->error;
+  if (res) {
+    res->state = t->state;
+    res->error = t->error;
+    res->value = t->value;
+    res->message[0] = 0;
+    if (t->message) {
+      size_t n = strlen(t->message);
+      if (n >= sizeof res->message) n = sizeof res->message - 1;
+      memcpy(res->message, t->message, n);
+      res->message[n] = 0;
+    }
+  }
+  t->handle_held = 0;
+  if (!t->stack) tsk__task_free(t); /* else the scheduler frees it after its last switch */
+  return rc;
+}
+
+static void join_unlink(tsk__wait *w) {
+  tsk__task *target = w->data;
+  if (target->joiner == w) target->joiner = NULL;
+}
+
+/* Waits for target to end; cancellable as the caller says. */
+static int wait_for_end(tsk__task *target, int64_t timeout_ms, int cancellable) {
+  tsk__wait w;
+  int rc = tsk__wait_prepare(&w, TSK_WAIT_TASK, target->id);
+  if (rc) return rc;
+  w.cancellable = cancellable;
+  w.data = target;
+  w.unlink = join_unlink;
+  target->joiner = &w;
+  return tsk__wait_suspend(&w, timeout_ms);
+}
+
+int tsk_join(tsk_task_t h, int64_t timeout_ms, tsk_result_t *res) {
+  int rc;
+  tsk__task *t = tsk__task_from_handle(h, &rc);
+  if (!t) return rc;
+  if (t->owned_by_group) return TSK_EINVAL;
+  if (finished(t)) return collect(t, res);
+  tsk__task *self = tsk__current;
+  if (!self) return TSK_ENOTASK;
+  if (self == t) return TSK_EDEADLK;
+  if (t->joiner) return TSK_EBUSY;
+  rc = wait_for_end(t, timeout_ms, 1);
+  if (rc == 0) return collect(t, res);
+  if (rc == TSK_ETIMEDOUT) {
+    /* wait_for semantics: cancel what we waited for and wait until it has ended. */
+    if (!finished(t)) {
+      tsk_cancel(h);
+      wait_for_end(t, TSK_FOREVER, 0);
+    }
+    collect(t, res);
+    return TSK_ETIMEDOUT;
+  }
+  return rc; /* TSK_ECANCELED: the joiner was cancelled, the handle stays valid */
+}
+
+int tsk_detach(tsk_task_t h) {
+  int rc;
+  tsk__task *t = tsk__task_from_handle(h, &rc);
+  if (!t) return rc;
+  if (t->owned_by_group) return TSK_EINVAL;
+  if (t->joiner) return TSK_EBUSY;
+  t->handle_held = 0;
+  if (finished(t) && !t->stack) tsk__task_free(t);
+  return 0;
+}
+
+int tsk__cancel_task(tsk__task *t) {
+  if (finished(t) || t->state == TSK_TASK_DESTROYED) return 0;
+  t->cancel_requested = 1;
+  t->cancel_delivered = 0;
+  if (t->wait && t->wait->cancellable) {
+    t->cancel_delivered = 1;
+    tsk__wait_end(t->wait, TSK_ECANCELED);
+  }
+  return 0;
+}
+
+int tsk_cancel(tsk_task_t h) {
+  int rc;
+  tsk__task *t = tsk__task_from_handle(h, &rc);
+  if (!t) return rc;
+  return tsk__cancel_task(t);
+}
+
+int tsk_task_state(tsk_task_t h, tsk_task_state_t *state) {
+  int rc;
+  tsk__task *t = tsk__task_from_handle(h, &rc);
+  if (!t) return rc;
+  *state = t->state;
+  return 0;
+}
+
+tsk_task_t tsk_self(void) {
+  tsk_task_t h = {tsk__current, tsk__current ? tsk__current->id : 0};
+  return h;
+}
+
+uint64_t tsk_self_id(void) { return tsk__current ? tsk__current->id : 0; }
+
+void tsk_set_result(void *value) {
+  if (tsk__current) tsk__current->value = value;
+}
+
+int tsk_error(int err, const char *fmt, ...) {
+  tsk__task *t = tsk__current;
+  if (!t || !fmt) return err;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  tsk__task_set_message(t, buf);
+  return err;
+}
+
+int tsk_cancel_requested(void) { return tsk__current ? tsk__current->cancel_requested : 0; }

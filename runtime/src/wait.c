@@ -1,0 +1,133 @@
+/*
+ * wait.c — the one suspension primitive every waiting function is built on, plus yield, sleep
+ * and deadline scopes.
+ *
+ * Protocol: a waiting function fills a tsk__wait in its own frame (tsk__wait_prepare), links it
+ * into the awaited object, and calls tsk__wait_suspend. Exactly one party ends the wait with
+ * tsk__wait_end: the object (result 0 or its error), the timer (TSK_ETIMEDOUT) or tsk_cancel
+ * (TSK_ECANCELED). Ending a wait unlinks it from the object and disarms its timer, so the loser
+ * of a race finds nothing to do.
+ */
+#include "internal.h"
+
+static void on_wait_timeout(tsk__timer *tm) {
+  tsk__wait *w = TSK__CONTAINER(tm, tsk__wait, timer);
+  tsk__wait_end(w, TSK_ETIMEDOUT);
+}
+
+int tsk__wait_prepare(tsk__wait *w, tsk_wait_kind_t kind, uint64_t object_id) {
+  tsk__task *t = tsk__current;
+  if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
+  w->task = t;
+  w->kind = kind;
+  w->object_id = object_id;
+  w->result = 0;
+  w->cancellable = 1;
+  w->unlink = NULL;
+  w->data = NULL;
+  tsk__list_init(&w->link);
+  tsk__timer_init(&w->timer, on_wait_timeout);
+  return 0;
+}
+
+int tsk__take_cancel(tsk__task *t) {
+  if (t->cancel_requested && !t->cancel_delivered) {
+    t->cancel_delivered = 1;
+    return TSK_ECANCELED;
+  }
+  return 0;
+}
+
+/* The earliest of the wait's own limit and the task's deadline scopes, as a uv_now deadline;
+ * UINT64_MAX when there is none. */
+static uint64_t wait_due(tsk__task *t, int64_t timeout_ms) {
+  uint64_t due = UINT64_MAX;
+  if (timeout_ms >= 0) due = uv_now(t->rt->loop) + (uint64_t)timeout_ms;
+  for (unsigned i = 0; i < t->ndeadlines; i++)
+    if (t->deadlines[i] < due) due = t->deadlines[i];
+  return due;
+}
+
+static void abandon(tsk__wait *w) {
+  if (w->unlink) w->unlink(w);
+}
+
+int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms) {
+  tsk__task *t = w->task;
+  tsk_runtime_t *rt = t->rt;
+  if (w->cancellable) {
+    int rc = tsk__take_cancel(t);
+    if (rc) {
+      abandon(w);
+      return rc;
+    }
+    if (timeout_ms >= 0 || t->ndeadlines) {
+      uint64_t due = wait_due(t, timeout_ms);
+      if (due <= uv_now(rt->loop) && timeout_ms == 0) {
+        abandon(w);
+        return TSK_ETIMEDOUT;
+      }
+      tsk__timer_arm(rt, &w->timer, due);
+    }
+  }
+  t->wait = w;
+  t->state = TSK_TASK_WAITING;
+  rt->stats.waiting++;
+  tsk__switch_to_scheduler(t);
+  return w->result;
+}
+
+void tsk__wait_end(tsk__wait *w, int result) {
+  tsk__task *t = w->task;
+  if (t->wait != w) return; /* already ended */
+  t->wait = NULL;
+  if (w->unlink) w->unlink(w);
+  tsk__timer_disarm(t->rt, &w->timer);
+  w->result = result;
+  t->rt->stats.waiting--;
+  tsk__make_ready(t);
+}
+
+int tsk_yield(void) {
+  tsk__task *t = tsk__current;
+  if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
+  int rc = tsk__take_cancel(t);
+  if (rc) return rc;
+  tsk__make_ready(t);
+  tsk__switch_to_scheduler(t);
+  return 0;
+}
+
+int tsk_sleep(uint64_t ms) {
+  tsk__wait w;
+  int rc = tsk__wait_prepare(&w, TSK_WAIT_SLEEP, 0);
+  if (rc) return rc;
+  tsk__task *t = w.task;
+  if (ms == 0) return tsk_yield();
+  uint64_t due = uv_now(t->rt->loop) + ms;
+  for (unsigned i = 0; i < t->ndeadlines; i++)
+    if (t->deadlines[i] < due) {
+      /* A deadline scope ends first: sleep until it, then report the timeout. */
+      rc = tsk__wait_suspend(&w, (int64_t)ms);
+      return rc;
+    }
+  /* The sleep's own expiry is success, not a timeout. */
+  rc = tsk__wait_suspend(&w, (int64_t)ms);
+  return rc == TSK_ETIMEDOUT ? 0 : rc;
+}
+
+int tsk_timeout_push(uint64_t ms) {
+  tsk__task *t = tsk__current;
+  if (!t) return TSK_ENOTASK;
+  if (t->ndeadlines >= sizeof t->deadlines / sizeof t->deadlines[0]) return TSK_EFULL;
+  t->deadlines[t->ndeadlines++] = uv_now(t->rt->loop) + ms;
+  return 0;
+}
+
+int tsk_timeout_pop(void) {
+  tsk__task *t = tsk__current;
+  if (!t) return TSK_ENOTASK;
+  if (t->ndeadlines == 0) return TSK_EINVAL;
+  t->ndeadlines--;
+  return 0;
+}
