@@ -124,6 +124,7 @@ struct tsk_runtime {
   uv_loop_t own_loop;
   int owns_loop;
   pthread_t owner;
+  const char *owner_token;     /* &tsk__thread_token of the owner thread */
   int closing;
   int running;                 /* inside tsk_run */
   tsk__ctx sched_ctx;          /* the loop thread's own context while a task runs */
@@ -156,6 +157,9 @@ struct tsk_runtime {
   uint64_t main_task_id;        /* tsk_run_main's task, 0 when none */
   int main_done;
   tsk__list io_handles;        /* open tsk_tcp_t objects (io.c), closed at runtime close */
+  tsk__list offload_reqs;      /* offload.c: work items not yet finished (initialised lazily:
+                                  next == NULL until the first tsk_offload); detached from rt
+                                  at runtime close so a late after_work never touches it */
   tsk__list groups;            /* groups not yet closed (group.c), freed at runtime close */
 };
 
@@ -164,7 +168,11 @@ extern __thread tsk__task *tsk__current;
 
 /* runtime.c */
 void tsk__make_ready(tsk__task *t);
-int tsk__check_thread(tsk_runtime_t *rt);
+extern __thread char tsk__thread_token;
+/* 0 when the calling thread owns rt, else TSK_EWRONGTHREAD. */
+static inline int tsk__check_thread(tsk_runtime_t *rt) {
+  return TSK__LIKELY(rt->owner_token == &tsk__thread_token) ? 0 : TSK_EWRONGTHREAD;
+}
 uint64_t tsk__next_object_id(tsk_runtime_t *rt);
 
 /* task.c */

@@ -42,8 +42,10 @@ static tsk__task *task_alloc(tsk_runtime_t *rt) {
 
 void tsk__task_free(tsk__task *t) {
   tsk_runtime_t *rt = t->rt;
-  free(t->message);
-  t->message = NULL;
+  if (t->message) {
+    free(t->message);
+    t->message = NULL;
+  }
   t->id = 0; /* a stale handle never matches a freed struct */
   t->next_ready = rt->free_tasks;
   rt->free_tasks = t;
