@@ -7,7 +7,7 @@ set -euo pipefail
 required=(build-essential cmake pkg-config libuv1-dev libunwind-dev libdw-dev libjansson-dev
           libcmocka-dev libncurses-dev tmux procps)
 # Only for the benchmark peers (asyncio, Node, Go): a failed install is a warning.
-optional=(python3 nodejs golang-go)
+optional=(python3 nodejs golang-go gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 
 log() { echo "deps.sh: $*" >&2; }
 
@@ -61,7 +61,7 @@ if [ ${#missing_required[@]} -gt 0 ]; then
 fi
 
 if [ ${#missing_optional[@]} -gt 0 ]; then
-  log "installing (optional, for bench peers): ${missing_optional[*]}"
+  log "installing (optional: bench peers, aarch64 cross test): ${missing_optional[*]}"
   if ! apt_install "${missing_optional[@]}"; then
     # One by one, so one unavailable package does not keep the others out.
     for p in "${missing_optional[@]}"; do
