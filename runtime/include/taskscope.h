@@ -290,7 +290,10 @@ typedef struct tsk_group_opts {
 
 int tsk_group_new(tsk_runtime_t *rt, const tsk_group_opts_t *opts, tsk_group_t **out);
 /* Spawns a task owned by the group (the group joins it; there is no handle). Returns TSK_ECLOSED
- * after tsk_group_close began, TSK_EFULL when the pending queue is full and spawn_waits is 0. */
+ * after tsk_group_close began, TSK_EFULL when the pending queue is full and spawn_waits is 0,
+ * TSK_ECANCELED once the group was cancelled (by tsk_group_cancel or a first failure: the state
+ * is permanent, so a producer cannot refill a failed group). A spawn that is dropped (queued,
+ * then cancelled) never runs fn, so it never sees arg: free what arg owns yourself. */
 int tsk_group_spawn(tsk_group_t *g, const char *name, tsk_fn fn, void *arg);
 /* Waits until every task of the group has finished. Returns 0, the first failure's error (its
  * message in *res when res is given), TSK_ETIMEDOUT (the group's tasks keep running) or

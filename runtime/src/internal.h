@@ -214,6 +214,9 @@ void tsk__timer_cleanup(tsk_runtime_t *rt);
 void tsk__stack_pool_init(tsk__stack_pool *p, size_t stack_size);
 tsk__stack *tsk__stack_get(tsk__stack_pool *p, size_t size);
 void tsk__stack_put(tsk__stack_pool *p, tsk__stack *s);
+/* AddressSanitizer builds: clears the poison left on a task's stack by frames that never
+ * returned; sp is the task's last saved stack pointer (NULL: the whole stack). No-op otherwise. */
+void tsk__stack_unpoison(tsk__stack *s, const void *sp);
 void tsk__stack_pool_close(tsk__stack_pool *p);
 
 /* error.c */

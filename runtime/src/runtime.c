@@ -71,6 +71,7 @@ static tsk__task *pop_ready(tsk_runtime_t *rt) {
 static void reap_zombie(tsk_runtime_t *rt) {
   tsk__task *z = rt->zombie;
   rt->zombie = NULL;
+  tsk__stack_unpoison(z->stack, tsk__ctx_saved_sp(&z->ctx));
   tsk__stack_put(&rt->stacks, z->stack);
   z->stack = NULL;
   if (!z->handle_held) tsk__task_free(z);
@@ -160,7 +161,11 @@ void tsk__switch_to_scheduler(tsk__task *t) {
   asan_before(rt, &save, rt->zombie == t, rt->sched_stack_lo, rt->sched_stack_size);
   tsk__ctx_switch(&t->ctx, &rt->sched_ctx);
   asan_after(save);
-  /* Resumed by the scheduler, which already set tsk__current and reaped any zombie. */
+  /* Resumed either by the scheduler (on_idle: tsk__current is set and no zombie is left) or
+   * directly by a task that just ended (switch_to_task from its final tsk__switch_to_scheduler):
+   * that task cannot release its own stack, so its zombie is reaped here, before this task can
+   * end and overwrite rt->zombie (which would leak the first zombie's stack and struct). */
+  if (rt->zombie) reap_zombie(rt);
 }
 
 static int runtime_init(tsk_runtime_t *rt, uv_loop_t *loop) {

@@ -22,6 +22,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TSK__STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TSK__STACK_ASAN 1
+#endif
+#endif
+#ifdef TSK__STACK_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define TSK__REGION_STACKS 256
 
 typedef struct region {
@@ -102,6 +113,21 @@ tsk__stack *tsk__stack_get(tsk__stack_pool *p, size_t size) {
   p->region_cur += p->stack_size;
   p->carved++;
   return s;
+}
+
+void tsk__stack_unpoison(tsk__stack *s, const void *sp) {
+#ifdef TSK__STACK_ASAN
+  /* Frames that never returned on this stack (a finished task's last switch, the whole call
+   * chain of a task destroyed while suspended) leave their AddressSanitizer redzones poisoned.
+   * The next task on this stack, or on a stack mapped later at the same address, would trip over
+   * them as false stack-buffer-overflows. Clear the shadow of the part that was in use: from a
+   * little below the saved stack pointer to the top (deeper frames returned and cleaned up). */
+  char *lo = s->base, *top = s->base + s->size;
+  if (sp && (const char *)sp - 256 > lo && (const char *)sp < top) lo = (char *)sp - 256;
+  ASAN_UNPOISON_MEMORY_REGION(lo, (size_t)(top - lo));
+#else
+  (void)s, (void)sp;
+#endif
 }
 
 void tsk__stack_put(tsk__stack_pool *p, tsk__stack *s) {

@@ -168,6 +168,7 @@ void tsk__task_destroy(tsk__task *t) {
     t->joiner = NULL;
     (void)j; /* the joiner is being destroyed too: every task is, at close */
   }
+  tsk__stack_unpoison(t->stack, tsk__ctx_saved_sp(&t->ctx));
   tsk__stack_put(&rt->stacks, t->stack);
   t->stack = NULL;
   /* Handles held by the application become invalid with the runtime. */
