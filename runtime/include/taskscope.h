@@ -372,6 +372,17 @@ void tsk_uv_waiter_done(tsk_uv_waiter_t *w, int status);
 int tsk_uv_waiter_wait(tsk_uv_waiter_t *w, int64_t timeout_ms);
 
 /* ---------------------------------------------------------------------------------------------
+ * Run-time options: the settings of TASKSCOPE_OPTIONS (key=value pairs separated by ':'; every
+ * key, value and default is listed in docs/OPTIONS.md), read when the first runtime is created.
+ * tsk_options_set changes one setting with the same validation; it applies to runtimes created
+ * afterwards. On a bad key or value it returns TSK_EOPTION and writes a one-line reason naming
+ * the key into err (may be NULL). tsk_options_get writes the effective options in the same
+ * syntax and returns its length (or TSK_EINVAL when size is too small).
+ * ------------------------------------------------------------------------------------------- */
+int tsk_options_set(const char *key, const char *value, char *err, size_t errlen);
+int tsk_options_get(char *buf, size_t size);
+
+/* ---------------------------------------------------------------------------------------------
  * Statistics and settings
  * ------------------------------------------------------------------------------------------- */
 typedef struct tsk_stats {

@@ -219,6 +219,10 @@ void tsk__stack_put(tsk__stack_pool *p, tsk__stack *s);
 void tsk__stack_unpoison(tsk__stack *s, const void *sp);
 void tsk__stack_pool_close(tsk__stack_pool *p);
 
+/* config.c: a copy of the process's current options (TASKSCOPE_OPTIONS + tsk_options_set). */
+struct tsk__options;
+void tsk__config_snapshot(struct tsk__options *out);
+
 /* error.c */
 void tsk__task_set_message(tsk__task *t, const char *msg);
 

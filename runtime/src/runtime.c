@@ -7,6 +7,7 @@
  * TSK__BATCH tasks so that I/O and timers get their turn even when tasks keep yielding.
  */
 #include "internal.h"
+#include "options.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,7 +187,9 @@ static int runtime_init(tsk_runtime_t *rt, uv_loop_t *loop) {
   tsk__list_init(&rt->live);
   tsk__list_init(&rt->io_handles);
   tsk__list_init(&rt->groups);
-  tsk__stack_pool_init(&rt->stacks, TSK__DEFAULT_STACK);
+  tsk__options opts;
+  tsk__config_snapshot(&opts);
+  tsk__stack_pool_init(&rt->stacks, opts.stack_size ? opts.stack_size : TSK__DEFAULT_STACK);
   if ((rc = pthread_mutex_init(&rt->post_lock, NULL)) != 0) return -rc;
   if ((rc = uv_idle_init(loop, &rt->idle)) != 0) goto fail_mutex;
   rt->idle.data = rt;
@@ -254,13 +257,27 @@ int tsk_runtime_set_stack_size(tsk_runtime_t *rt, size_t bytes) {
   return 0;
 }
 
+static int posts_pending(tsk_runtime_t *rt) {
+  pthread_mutex_lock(&rt->post_lock);
+  int pending = rt->post_head != NULL;
+  pthread_mutex_unlock(&rt->post_lock);
+  return pending;
+}
+
 int tsk_run(tsk_runtime_t *rt) {
   int rc = tsk__check_thread(rt);
   if (rc) return rc;
   if (rt->running || tsk__current) return TSK_EBUSY;
   if (rt->closing) return TSK_ECLOSED;
   rt->running = 1;
-  uv_run(rt->loop, UV_RUN_DEFAULT);
+  /* The async handle that delivers posts is unreferenced, so uv_run alone would return without
+   * running work posted while the loop was not running (or in its last iteration): it is pending
+   * work too, so spawn it first, and go round again for posts that arrived meanwhile. */
+  for (;;) {
+    if (posts_pending(rt)) on_async(&rt->async);
+    uv_run(rt->loop, UV_RUN_DEFAULT);
+    if (!posts_pending(rt)) break;
+  }
   rt->running = 0;
   return 0;
 }
