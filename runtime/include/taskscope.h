@@ -230,6 +230,7 @@ int tsk_future_new(tsk_runtime_t *rt, tsk_future_t **future, tsk_promise_t **pro
 int tsk_future_wait(tsk_future_t *f, int64_t timeout_ms, void **value);
 /* Whether the future completed (resolved or rejected); never waits. */
 int tsk_future_done(tsk_future_t *f);
+/* The releases (tsk_future_release, tsk_promise_release) may also come after tsk_runtime_close. */
 void tsk_future_release(tsk_future_t *f);
 /* Completes the future; a second completion returns TSK_EBUSY. */
 int tsk_promise_resolve(tsk_promise_t *p, void *value);
@@ -248,7 +249,8 @@ int tsk_event_set(tsk_event_t *e);
 int tsk_event_clear(tsk_event_t *e);
 int tsk_event_is_set(tsk_event_t *e);
 int tsk_event_wait(tsk_event_t *e, int64_t timeout_ms);
-/* Frees the event; TSK_EBUSY while a task waits on it. */
+/* Frees the event; TSK_EBUSY while a task waits on it. May be called after tsk_runtime_close
+ * (which destroys the tasks still waiting). */
 int tsk_event_free(tsk_event_t *e);
 
 /* ---------------------------------------------------------------------------------------------
@@ -267,7 +269,8 @@ int tsk_channel_try_recv(tsk_channel_t *ch, void **msg);
 /* Closes the channel: waiting senders and receivers (once drained) get TSK_ECLOSED. */
 int tsk_channel_close(tsk_channel_t *ch);
 size_t tsk_channel_len(tsk_channel_t *ch);
-/* Frees the channel; TSK_EBUSY while a task waits on it. Queued messages are dropped. */
+/* Frees the channel; TSK_EBUSY while a task waits on it. Queued messages are dropped. May be
+ * called after tsk_runtime_close (which destroys the tasks still waiting). */
 int tsk_channel_free(tsk_channel_t *ch);
 
 /* ---------------------------------------------------------------------------------------------

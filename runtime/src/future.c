@@ -15,6 +15,7 @@ typedef enum { F_PENDING, F_RESOLVED, F_REJECTED, F_BROKEN } future_state;
 
 struct tsk_future {
   tsk_runtime_t *rt;
+  const char *owner_token; /* the owner thread's: releases may come after the runtime closed */
   uint64_t id;
   future_state state;
   void *value;
@@ -33,6 +34,7 @@ int tsk_future_new(tsk_runtime_t *rt, tsk_future_t **future, tsk_promise_t **pro
   struct tsk_future *f = calloc(1, sizeof *f);
   if (!f) return TSK_ENOMEM;
   f->rt = rt;
+  f->owner_token = rt->owner_token;
   f->id = tsk__next_object_id(rt);
   f->state = F_PENDING;
   f->waiter_side_held = 1;
@@ -49,10 +51,17 @@ static void maybe_free(struct tsk_future *f) {
 
 static void waiter_unlink(tsk__wait *w) { tsk__list_remove(&w->link); }
 
-/* Ends every wait with result (each wait's unlink takes it off the list). */
-static void wake_all(tsk__list *waiters, int result) {
-  while (!tsk__list_empty(waiters)) {
-    tsk__wait *w = TSK__CONTAINER(waiters->next, tsk__wait, link);
+static int outcome(struct tsk_future *f, void **value);
+
+/* Ends every wait with the future's outcome (each wait's unlink takes it off the list). The
+ * outcome travels in the wait record (result, and the value through w->data, the waiter's
+ * `value` pointer): a woken waiter must not read the future again when it resumes, because both
+ * sides may have been released, and the future freed, before it runs. */
+static void wake_all(struct tsk_future *f) {
+  int result = outcome(f, NULL);
+  while (!tsk__list_empty(&f->waiters)) {
+    tsk__wait *w = TSK__CONTAINER(f->waiters.next, tsk__wait, link);
+    if (result == 0 && w->data) *(void **)w->data = f->value;
     tsk__wait_end(w, result);
   }
 }
@@ -80,18 +89,19 @@ int tsk_future_wait(tsk_future_t *f, int64_t timeout_ms, void **value) {
   rc = tsk__wait_prepare(&w, TSK_WAIT_FUTURE, f->id);
   if (rc) return rc;
   w.unlink = waiter_unlink;
+  w.data = value; /* filled by wake_all */
   tsk__list_push(&f->waiters, &w.link);
-  rc = tsk__wait_suspend(&w, timeout_ms);
-  if (rc == 0) return outcome(f, value);
-  return rc;
+  return tsk__wait_suspend(&w, timeout_ms); /* the outcome, or a timeout / cancellation */
 }
 
 int tsk_future_done(tsk_future_t *f) {
   return f && (f->state == F_RESOLVED || f->state == F_REJECTED);
 }
 
+/* The releases check the owner thread without going through f->rt: they may come after the
+ * runtime was closed (a task destroyed by the close may have been waiting on the future). */
 void tsk_future_release(tsk_future_t *f) {
-  if (!f || tsk__check_thread(f->rt)) return;
+  if (!f || f->owner_token != &tsk__thread_token) return;
   f->waiter_side_held = 0;
   maybe_free(f);
 }
@@ -103,8 +113,7 @@ static int complete(struct tsk_future *f, future_state st, void *value, int err)
   f->state = st;
   f->value = value;
   f->error = err;
-  /* Waiters read the outcome from f once resumed: result 0 means "look at the future". */
-  wake_all(&f->waiters, 0);
+  wake_all(f);
   return 0;
 }
 
@@ -126,11 +135,11 @@ tsk_promise_t *tsk_promise_ref(tsk_promise_t *p) {
 void tsk_promise_release(tsk_promise_t *p) {
   if (!p) return;
   struct tsk_future *f = AS_FUTURE(p);
-  if (tsk__check_thread(f->rt) || f->promise_refs == 0) return;
+  if (f->owner_token != &tsk__thread_token || f->promise_refs == 0) return;
   if (--f->promise_refs == 0 && f->state == F_PENDING) {
     /* Nobody can complete it any more: the waiters are stranded. */
     f->state = F_BROKEN;
-    wake_all(&f->waiters, 0);
+    wake_all(f);
   }
   maybe_free(f);
 }

@@ -149,6 +149,8 @@ struct tsk_runtime {
   tsk__task *free_tasks;       /* recycled task structs (linked through next_ready) */
   size_t free_task_count;
   tsk__list live;              /* unfinished tasks */
+  tsk__list finished;          /* finished tasks whose struct is not freed yet (handle still
+                                  held, or stack not yet reaped); freed at close */
   int batch_left;              /* direct task-to-task switches left in this idle pass */
   tsk__task *zombie;           /* a finished task whose stack is released after switching out */
   tsk_stats_t stats;
@@ -180,6 +182,7 @@ int tsk__cancel_task(tsk__task *t);
 tsk__task *tsk__task_from_handle(tsk_task_t h, int *err);
 void tsk__task_destroy(tsk__task *t);  /* runtime close: free an unfinished task */
 void tsk__task_free(tsk__task *t);     /* recycle a finished, released task struct */
+void tsk__task_free_finished(tsk_runtime_t *rt); /* runtime close: finished, never released */
 int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, void *arg,
                size_t stack_size, int owned_by_group, struct tsk_group *group);
 /* group.c: called when a task of a group ends (state DONE/FAILED/CANCELLED) or is destroyed at

@@ -185,6 +185,7 @@ static int runtime_init(tsk_runtime_t *rt, uv_loop_t *loop) {
     pthread_attr_destroy(&attr);
   }
   tsk__list_init(&rt->live);
+  tsk__list_init(&rt->finished);
   tsk__list_init(&rt->io_handles);
   tsk__list_init(&rt->groups);
   tsk__options opts;
@@ -398,6 +399,7 @@ int tsk_runtime_close(tsk_runtime_t *rt) {
     tsk__task *t = TSK__CONTAINER(rt->live.next, tsk__task, live_link);
     tsk__task_destroy(t);
   }
+  tsk__task_free_finished(rt);
   tsk__group_runtime_close(rt);
   tsk__io_runtime_close(rt);
 

@@ -42,6 +42,7 @@ static tsk__task *task_alloc(tsk_runtime_t *rt) {
 
 void tsk__task_free(tsk__task *t) {
   tsk_runtime_t *rt = t->rt;
+  tsk__list_remove(&t->live_link); /* from rt->finished (a no-op for a destroyed task) */
   if (t->message) {
     free(t->message);
     t->message = NULL;
@@ -143,6 +144,7 @@ static void task_finish(tsk__task *t, int rc) {
   else
     t->state = TSK_TASK_FAILED;
   tsk__list_remove(&t->live_link);
+  tsk__list_push(&rt->finished, &t->live_link);
   rt->stats.live--;
   rt->stats.finished++;
   if (t->joiner) tsk__wait_end(t->joiner, 0);
@@ -174,6 +176,22 @@ void tsk__task_destroy(tsk__task *t) {
   /* Handles held by the application become invalid with the runtime. */
   t->handle_held = 0;
   tsk__task_free(t);
+}
+
+/* Runtime close: frees the finished tasks nobody joined or detached (their handles die with
+ * the runtime), after tsk__task_destroy took care of the unfinished ones. */
+void tsk__task_free_finished(tsk_runtime_t *rt) {
+  while (!tsk__list_empty(&rt->finished)) {
+    tsk__task *t = TSK__CONTAINER(rt->finished.next, tsk__task, live_link);
+    if (t->stack) { /* a zombie not reaped yet (defensive: close runs outside tasks) */
+      if (rt->zombie == t) rt->zombie = NULL;
+      tsk__stack_unpoison(t->stack, tsk__ctx_saved_sp(&t->ctx));
+      tsk__stack_put(&rt->stacks, t->stack);
+      t->stack = NULL;
+    }
+    t->handle_held = 0;
+    tsk__task_free(t);
+  }
 }
 
 tsk__task *tsk__task_from_handle(tsk_task_t h, int *err) {

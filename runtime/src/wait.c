@@ -74,6 +74,11 @@ int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms) {
   t->state = TSK_TASK_WAITING;
   rt->stats.waiting++;
   tsk__switch_to_scheduler(t);
+  /* The task now observes the cancellation that ended this wait. A tsk_cancel made after that
+   * delivery but before this resumption (the task was still in the ready queue) cleared
+   * cancel_delivered; it is the same request, not a second one to deliver again at the next
+   * suspension (which would break the task's cleanup waits). */
+  if (w->result == TSK_ECANCELED) t->cancel_delivered = 1;
   return w->result;
 }
 
