@@ -56,8 +56,8 @@ static options_t opts = {
     .figure_timeout_s = 300,
 };
 
-static const char *const figure_names[] = {"spawn_join_ns", "switch_ns", "pending_bytes",
-                                           "timer_churn_ns"};
+static const char *const figure_names[] = {"spawn_join_ns", "instrumentation_ratio",
+                                           "switch_ns", "pending_bytes", "timer_churn_ns"};
 #define N_FIGURES (sizeof figure_names / sizeof figure_names[0])
 /* The figures the peers also measure, in the order of the ratio table. */
 static const char *const peer_figures[] = {"spawn_join_ns", "switch_ns", "pending_bytes"};
@@ -259,6 +259,45 @@ static void bench_spawn_join(void) {
          c.best_ns, verdict, c.runs, c.n);
   fflush(stdout);
   record("spawn_join_ns", c.best_ns);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * instrumentation_ratio: spawn+join with creation backtraces on (backtrace=spawn, the default)
+ * against the same build with them off (backtrace=off), alternating runs, best of each.
+ * ------------------------------------------------------------------------------------------- */
+static int set_backtrace(const char *mode) {
+  char err[256];
+  int rc = tsk_options_set("backtrace", mode, err, sizeof err);
+  if (rc != 0) printf("# tsk_options_set(backtrace=%s): %s\n", mode, err);
+  return rc;
+}
+
+static void bench_instrumentation(void) {
+  char saved[8192];
+  if (tsk_options_get(saved, sizeof saved) < 0) saved[0] = 0;
+  const char *restore = strstr(saved, "backtrace=off") ? "off" : "spawn";
+  double best[2] = {-1, -1}; /* [0] off, [1] on */
+  char err[256];
+  for (int round = 0; round < (opts.quick ? 2 : 4); round++) {
+    for (int on = 0; on < 2; on++) {
+      if (set_backtrace(on ? "spawn" : "off") != 0) return;
+      spawn_ctx_t c = {.n = opts.quick ? 50000 : 100000, .runs = 2};
+      if (run_in_runtime("bench-instrumentation", spawn_join_main, &c, err, sizeof err) != 0) {
+        report_failure("instrumentation_ratio", err);
+        set_backtrace(restore);
+        return;
+      }
+      if (best[on] < 0 || c.best_ns < best[on]) best[on] = c.best_ns;
+    }
+  }
+  set_backtrace(restore);
+  double ratio = best[1] / best[0];
+  printf("spawn_join_backtrace_off_ns: %.1f ns\n", best[0]);
+  printf("spawn_join_backtrace_on_ns: %.1f ns\n", best[1]);
+  printf("instrumentation_ratio: %.2f x (creation backtraces on / off; target <= 1.5: %s)\n",
+         ratio, ratio <= 1.5 ? "met" : "not met");
+  fflush(stdout);
+  record("instrumentation_ratio", ratio);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1109,8 +1148,8 @@ static void usage(FILE *f) {
           "\n"
           "  --quick          fewer iterations, --pending 100000 (peers run with --quick too)\n"
           "  --pending N      tasks in the pending_bytes figure (default 1000000)\n"
-          "  --only NAME      one figure: spawn_join_ns, switch_ns, pending_bytes,\n"
-          "                   timer_churn_ns\n"
+          "  --only NAME      one figure: spawn_join_ns, instrumentation_ratio, switch_ns,\n"
+          "                   pending_bytes, timer_churn_ns\n"
           "  --no-peers       do not run the peers\n"
           "  --peers DIR      the peers' directory (default: <exe dir>/../bench-peers)\n"
           "  --peer-timeout S kill a peer after S seconds (default 120)\n"
@@ -1201,6 +1240,10 @@ int main(int argc, char **argv) {
   if (wants("spawn_join_ns")) {
     watchdog_arm("spawn_join_ns");
     bench_spawn_join();
+  }
+  if (wants("instrumentation_ratio")) {
+    watchdog_arm("instrumentation_ratio");
+    bench_instrumentation();
   }
   if (wants("switch_ns")) {
     watchdog_arm("switch_ns");

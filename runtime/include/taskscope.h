@@ -188,6 +188,14 @@ int tsk_join(tsk_task_t t, int64_t timeout_ms, tsk_result_t *res);
 int tsk_detach(tsk_task_t t);
 /* Requests cancellation (see the top of this file). Cancelling a finished task is a no-op (0). */
 int tsk_cancel(tsk_task_t t);
+/* Reads the outcome of a finished task without releasing the handle: fills *res (may be NULL)
+ * and returns the task's return code; TSK_EAGAIN while it has not finished. Reading the
+ * outcome retrieves its error (it is no longer an unretrieved error). */
+int tsk_task_result(tsk_task_t t, tsk_result_t *res);
+/* Destroys an unfinished task without running it further (its stack is freed; nothing on it is
+ * cleaned up) and releases the handle. It is recorded as destroyed_pending. A task joining it is
+ * woken with TSK_EBROKEN. Not for the calling task itself (TSK_EDEADLK) nor group tasks. */
+int tsk_task_destroy(tsk_task_t t);
 /* The current state of a task whose handle is held. Observing never retrieves an error. */
 int tsk_task_state(tsk_task_t t, tsk_task_state_t *state);
 
@@ -384,6 +392,36 @@ int tsk_uv_waiter_wait(tsk_uv_waiter_t *w, int64_t timeout_ms);
  * ------------------------------------------------------------------------------------------- */
 int tsk_options_set(const char *key, const char *value, char *err, size_t errlen);
 int tsk_options_get(char *buf, size_t size);
+
+/* ---------------------------------------------------------------------------------------------
+ * Leak checks, for tests (see also TASKSCOPE_OPTIONS report=, exitcode=, suppressions=).
+ *
+ *   uint64_t mark = tsk_leak_mark(rt);
+ *   ... code under test ...
+ *   tsk_check_opts_t o = {.since = mark, .settle_ms = -1};
+ *   int leaks = tsk_leak_check(rt, &o, NULL);   // 0: nothing leaked; > 0: a report was printed
+ *
+ * tsk_leak_check first lets unfinished tasks in scope run for up to settle_ms (running the loop,
+ * or sleeping when called from a task; the calling task itself is never in scope), then reports:
+ * tasks in scope still unfinished (pending), and destroyed_pending / unretrieved_error records
+ * of tasks created since the mark. Those records are then considered reported (they stay in the
+ * process's JSON report but are not printed again at close). Returns the number of records not
+ * suppressed, or a negative error.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct tsk_leak_counts {
+  size_t pending, destroyed_pending, unretrieved_error, suppressed;
+} tsk_leak_counts_t;
+
+typedef struct tsk_check_opts {
+  uint64_t since;       /* only tasks created at or after this mark (tsk_leak_mark); 0: all */
+  tsk_group_t *group;   /* only this group's tasks (pending check); NULL: any */
+  int64_t settle_ms;    /* time unfinished tasks get to finish; -1: the settle_ms option */
+  int quiet;            /* 1: do not print the text report */
+} tsk_check_opts_t;
+
+/* A mark: tasks created by the calling thread from now on are "since" it. */
+uint64_t tsk_leak_mark(tsk_runtime_t *rt);
+int tsk_leak_check(tsk_runtime_t *rt, const tsk_check_opts_t *opts, tsk_leak_counts_t *counts);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics and settings

@@ -137,8 +137,11 @@ void tsk_promise_release(tsk_promise_t *p) {
   struct tsk_future *f = AS_FUTURE(p);
   if (f->owner_token != &tsk__thread_token || f->promise_refs == 0) return;
   if (--f->promise_refs == 0 && f->state == F_PENDING) {
-    /* Nobody can complete it any more: the waiters are stranded. */
+    /* Nobody can complete it any more: the waiters are stranded. Record them (with this call's
+     * backtrace, where the last completer was dropped) before waking them with TSK_EBROKEN.
+     * With waiters present the runtime is necessarily still open. */
     f->state = F_BROKEN;
+    if (!tsk__list_empty(&f->waiters)) tsk__registry_stranded(f->rt, &f->waiters, f->id);
     wake_all(f);
   }
   maybe_free(f);

@@ -105,11 +105,33 @@ typedef struct tsk__task {
   tsk__list live_link;         /* in rt->live while not finished */
   struct tsk_group *group;
   tsk__list group_link;
-  uint64_t deadlines[16];      /* tsk_timeout_push stack, absolute uv_now ms */
+  uint64_t *deadlines;         /* tsk_timeout_push stack (in the stack header), uv_now ms */
   uint8_t ndeadlines;
+  uint8_t nraised;
+  uint8_t ncreated_copy;
+  unsigned retrieved : 1;      /* its outcome was read (join, tsk_task_result) */
+  unsigned recorded : 1;       /* a leak record was made for it (one per task) */
   uint32_t switches;
-  uint64_t created_ns;
+  uint64_t created_ms;         /* uv_now at spawn */
+  uint64_t first_run_ms;       /* uv_now at first resume; 0 = never ran */
+  uint64_t finished_ms;
+  uintptr_t *raised;           /* heap: backtrace of the tsk_error call that failed it */
+  uintptr_t *created_copy;     /* heap: creation backtrace kept past the stack (failed tasks) */
 } tsk__task;
+
+/* The top of every task stack: per-task data that costs no memory of its own, because the
+ * stack's top page is touched by the task's first frame anyway. */
+#define TSK__DEADLINES 16
+#define TSK__CREATED_MAX 64
+typedef struct tsk__stack_hdr {
+  uint64_t deadlines[TSK__DEADLINES];
+  uint8_t ncreated;
+  uintptr_t created[TSK__CREATED_MAX]; /* creation backtrace (raw return addresses) */
+} tsk__stack_hdr;
+
+static inline tsk__stack_hdr *tsk__hdr(tsk__stack *s) {
+  return (tsk__stack_hdr *)(void *)(s->base + s->size - sizeof(tsk__stack_hdr));
+}
 
 /* ---- cross-thread posts ---- */
 typedef struct tsk__post {
@@ -163,6 +185,13 @@ struct tsk_runtime {
                                   next == NULL until the first tsk_offload); detached from rt
                                   at runtime close so a late after_work never touches it */
   tsk__list groups;            /* groups not yet closed (group.c), freed at runtime close */
+  /* registry.c */
+  int bt_frames;               /* creation backtrace depth; 0 = backtrace=off */
+  struct tsk__options *opts;   /* heap copy of the options at creation */
+  struct tsk__history *history; /* ring of recently finished tasks */
+  struct tsk__leak *leaks, **leaks_tail; /* records not yet reported */
+  size_t nleaks, leaks_dropped;
+  tsk__list all_link;          /* in the process's list of open runtimes */
 };
 
 /* The calling thread's running task (NULL on a loop's own stack). */
@@ -170,6 +199,8 @@ extern __thread tsk__task *tsk__current;
 
 /* runtime.c */
 void tsk__make_ready(tsk__task *t);
+/* Takes a ready task out of the ready queue (O(queue length); explicit destruction only). */
+void tsk__ready_remove(tsk__task *t);
 extern __thread char tsk__thread_token;
 /* 0 when the calling thread owns rt, else TSK_EWRONGTHREAD. */
 static inline int tsk__check_thread(tsk_runtime_t *rt) {
@@ -225,6 +256,21 @@ void tsk__stack_pool_close(tsk__stack_pool *p);
 /* config.c: a copy of the process's current options (TASKSCOPE_OPTIONS + tsk_options_set). */
 struct tsk__options;
 void tsk__config_snapshot(struct tsk__options *out);
+
+/* registry.c: the task registry's bookkeeping and the leak records. */
+int tsk__registry_init(tsk_runtime_t *rt);
+/* Runtime close, before any task is destroyed: records every unfinished task as
+ * destroyed_pending and every failed, never-joined task as unretrieved_error, reports them. */
+void tsk__registry_close(tsk_runtime_t *rt);
+void tsk__registry_free(tsk_runtime_t *rt);
+void tsk__registry_task_finished(tsk__task *t);
+/* The handle of a finished task was released without retrieving its outcome. */
+void tsk__registry_released(tsk__task *t);
+/* The last completer of future `future_id` was released with tasks still waiting on it: each
+ * waiter (the wait records on `waiters`) is recorded as stranded. Call before waking them. */
+void tsk__registry_stranded(tsk_runtime_t *rt, tsk__list *waiters, uint64_t future_id);
+/* A task is destroyed explicitly (tsk_task_destroy). */
+void tsk__registry_destroyed(tsk__task *t, const char *reason);
 
 /* error.c */
 void tsk__task_set_message(tsk__task *t, const char *msg);

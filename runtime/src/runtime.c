@@ -67,6 +67,22 @@ static tsk__task *pop_ready(tsk_runtime_t *rt) {
   return t;
 }
 
+void tsk__ready_remove(tsk__task *t) {
+  tsk_runtime_t *rt = t->rt;
+  tsk__task *prev = NULL;
+  for (tsk__task *c = rt->ready_head; c; prev = c, c = c->next_ready) {
+    if (c != t) continue;
+    if (prev)
+      prev->next_ready = c->next_ready;
+    else
+      rt->ready_head = c->next_ready;
+    if (rt->ready_tail == c) rt->ready_tail = prev;
+    rt->ready_count--;
+    t->in_ready = 0;
+    return;
+  }
+}
+
 /* Releases the stack of the task that just ended on it (it could not free the stack it was
  * running on) and, when nobody holds its handle any more, the task itself. */
 static void reap_zombie(tsk_runtime_t *rt) {
@@ -188,10 +204,13 @@ static int runtime_init(tsk_runtime_t *rt, uv_loop_t *loop) {
   tsk__list_init(&rt->finished);
   tsk__list_init(&rt->io_handles);
   tsk__list_init(&rt->groups);
-  tsk__options opts;
-  tsk__config_snapshot(&opts);
-  tsk__stack_pool_init(&rt->stacks, opts.stack_size ? opts.stack_size : TSK__DEFAULT_STACK);
-  if ((rc = pthread_mutex_init(&rt->post_lock, NULL)) != 0) return -rc;
+  if ((rc = tsk__registry_init(rt)) != 0) return rc;
+  tsk__stack_pool_init(&rt->stacks,
+                       rt->opts->stack_size ? rt->opts->stack_size : TSK__DEFAULT_STACK);
+  if ((rc = pthread_mutex_init(&rt->post_lock, NULL)) != 0) {
+    tsk__registry_free(rt);
+    return -rc;
+  }
   if ((rc = uv_idle_init(loop, &rt->idle)) != 0) goto fail_mutex;
   rt->idle.data = rt;
   if ((rc = tsk__timer_setup(rt)) != 0) goto fail_idle;
@@ -207,6 +226,7 @@ fail_idle:
   uv_run(loop, UV_RUN_NOWAIT);
 fail_mutex:
   pthread_mutex_destroy(&rt->post_lock);
+  tsk__registry_free(rt);
   return rc;
 }
 
@@ -310,6 +330,7 @@ int tsk_run_main(tsk_runtime_t *rt, const char *name, tsk_fn fn, void *arg, tsk_
   rc = tsk_spawn(rt, &h, name ? name : "main", main_trampoline, &m);
   if (rc) return rc;
   rt->main_done = 0;
+  rt->main_task_id = h.id;
   uv_ref((uv_handle_t *)&rt->async);
   rt->running = 1;
   while (!rt->main_done) {
@@ -392,13 +413,18 @@ int tsk_runtime_close(tsk_runtime_t *rt) {
     p = n;
   }
 
-  /* Destroy every unfinished task. */
+  /* Record and report what is left (destroyed_pending, unretrieved_error), then destroy every
+   * unfinished task. */
+  tsk__registry_close(rt);
   rt->ready_head = rt->ready_tail = NULL;
   rt->ready_count = 0;
   while (!tsk__list_empty(&rt->live)) {
     tsk__task *t = TSK__CONTAINER(rt->live.next, tsk__task, live_link);
     tsk__task_destroy(t);
   }
+  /* An unlink callback may have made a (since destroyed) task ready: forget the queue again. */
+  rt->ready_head = rt->ready_tail = NULL;
+  rt->ready_count = 0;
   tsk__task_free_finished(rt);
   tsk__group_runtime_close(rt);
   tsk__io_runtime_close(rt);
@@ -421,6 +447,7 @@ int tsk_runtime_close(tsk_runtime_t *rt) {
   }
   tsk__stack_pool_close(&rt->stacks);
   pthread_mutex_destroy(&rt->post_lock);
+  tsk__registry_free(rt);
   free(rt);
   return 0;
 }

@@ -7,6 +7,7 @@
  * a stale handle be recognised (TSK_ESTALE) instead of touching another task.
  */
 #include "internal.h"
+#include "backtrace.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,12 @@
 #define TSK__ID_BLOCK 4096
 static _Atomic uint64_t next_id_block = 1;
 static __thread uint64_t id_next, id_end;
+
+/* A mark: every task created by this thread from now on has an id >= the value returned. */
+uint64_t tsk__peek_next_task_id(void) {
+  if (id_next != id_end) return id_next;
+  return atomic_load_explicit(&next_id_block, memory_order_relaxed);
+}
 
 static uint64_t new_task_id(void) {
   if (TSK__UNLIKELY(id_next == id_end)) {
@@ -47,6 +54,14 @@ void tsk__task_free(tsk__task *t) {
     free(t->message);
     t->message = NULL;
   }
+  if (t->raised) {
+    free(t->raised);
+    t->raised = NULL;
+  }
+  if (t->created_copy) {
+    free(t->created_copy);
+    t->created_copy = NULL;
+  }
   t->id = 0; /* a stale handle never matches a freed struct */
   t->next_ready = rt->free_tasks;
   rt->free_tasks = t;
@@ -59,6 +74,7 @@ static void task_finish(tsk__task *t, int rc);
 static void task_entry(void *p) {
   tsk__task *t = p;
   tsk__after_first_switch(t->rt);
+  t->first_run_ms = uv_now(t->rt->loop);
   int rc = t->fn(t->arg);
   task_finish(t, rc);
   t->rt->zombie = t;
@@ -108,9 +124,22 @@ int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, 
   t->group = group;
   tsk__list_init(&t->group_link);
   t->ndeadlines = 0;
+  t->nraised = 0;
+  t->ncreated_copy = 0;
+  t->retrieved = 0;
+  t->recorded = 0;
   t->switches = 0;
-  t->created_ns = 0;
-  tsk__ctx_make(&t->ctx, t->stack->base, t->stack->size, task_entry, t);
+  t->created_ms = uv_now(rt->loop);
+  t->first_run_ms = 0;
+  t->finished_ms = 0;
+  t->raised = NULL;
+  t->created_copy = NULL;
+  tsk__stack_hdr *hdr = tsk__hdr(t->stack);
+  t->deadlines = hdr->deadlines;
+  /* The creation backtrace: raw return addresses only (symbolized when shown). Its first two
+   * frames are the runtime's own (tsk__spawn, tsk_spawn...): reports trim them. */
+  hdr->ncreated = rt->bt_frames ? (uint8_t)tsk__bt_capture(hdr->created, rt->bt_frames, 0) : 0;
+  tsk__ctx_make(&t->ctx, t->stack->base, t->stack->size - sizeof(tsk__stack_hdr), task_entry, t);
   tsk__list_push(&rt->live, &t->live_link);
   rt->stats.spawned++;
   rt->stats.live++;
@@ -143,10 +172,12 @@ static void task_finish(tsk__task *t, int rc) {
     t->state = TSK_TASK_CANCELLED;
   else
     t->state = TSK_TASK_FAILED;
+  t->finished_ms = uv_now(rt->loop);
   tsk__list_remove(&t->live_link);
   tsk__list_push(&rt->finished, &t->live_link);
   rt->stats.live--;
   rt->stats.finished++;
+  tsk__registry_task_finished(t);
   if (t->joiner) tsk__wait_end(t->joiner, 0);
   if (t->group) tsk__group_task_finished(t);
 }
@@ -214,20 +245,23 @@ static int finished(const tsk__task *t) {
 }
 
 /* Hands the outcome to the joiner and releases the handle. */
+static void fill_result(tsk__task *t, tsk_result_t *res) {
+  res->state = t->state;
+  res->error = t->error;
+  res->value = t->value;
+  res->message[0] = 0;
+  if (t->message) {
+    size_t n = strlen(t->message);
+    if (n >= sizeof res->message) n = sizeof res->message - 1;
+    memcpy(res->message, t->message, n);
+    res->message[n] = 0;
+  }
+}
+
 static int collect(tsk__task *t, tsk_result_t *res) {
   int rc = t->error;
-  if (res) {
-    res->state = t->state;
-    res->error = t->error;
-    res->value = t->value;
-    res->message[0] = 0;
-    if (t->message) {
-      size_t n = strlen(t->message);
-      if (n >= sizeof res->message) n = sizeof res->message - 1;
-      memcpy(res->message, t->message, n);
-      res->message[n] = 0;
-    }
-  }
+  t->retrieved = 1;
+  if (res) fill_result(t, res);
   t->handle_held = 0;
   if (!t->stack) tsk__task_free(t); /* else the scheduler frees it after its last switch */
   return rc;
@@ -281,7 +315,39 @@ int tsk_detach(tsk_task_t h) {
   if (t->owned_by_group) return TSK_EINVAL;
   if (t->joiner) return TSK_EBUSY;
   t->handle_held = 0;
-  if (finished(t) && !t->stack) tsk__task_free(t);
+  if (finished(t)) {
+    tsk__registry_released(t);
+    if (!t->stack) tsk__task_free(t);
+  }
+  return 0;
+}
+
+int tsk_task_result(tsk_task_t h, tsk_result_t *res) {
+  int rc;
+  tsk__task *t = tsk__task_from_handle(h, &rc);
+  if (!t) return rc;
+  if (!finished(t)) return TSK_EAGAIN;
+  t->retrieved = 1;
+  if (res) fill_result(t, res);
+  return t->error;
+}
+
+int tsk_task_destroy(tsk_task_t h) {
+  int rc;
+  tsk__task *t = tsk__task_from_handle(h, &rc);
+  if (!t) return rc;
+  if (t->owned_by_group) return TSK_EINVAL;
+  if (t == tsk__current) return TSK_EDEADLK;
+  if (finished(t)) return TSK_EINVAL;
+  if (t->rt->zombie == t) return TSK_EINVAL;
+  tsk__registry_destroyed(t, "destroyed explicitly (tsk_task_destroy)");
+  if (t->joiner) { /* its joiner can never get an outcome now */
+    tsk__wait *j = t->joiner;
+    t->joiner = NULL;
+    tsk__wait_end(j, TSK_EBROKEN);
+  }
+  if (t->in_ready) tsk__ready_remove(t);
+  tsk__task_destroy(t);
   return 0;
 }
 
@@ -331,6 +397,15 @@ int tsk_error(int err, const char *fmt, ...) {
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   tsk__task_set_message(t, buf);
+  /* The raise backtrace: where the error was made (failures are rare, so a heap copy). */
+  if (t->rt->bt_frames && !t->raised) {
+    uintptr_t ips[TSK__CREATED_MAX];
+    int n = tsk__bt_capture(ips, t->rt->bt_frames, 0);
+    if (n > 0 && (t->raised = malloc((size_t)n * sizeof(uintptr_t)))) {
+      memcpy(t->raised, ips, (size_t)n * sizeof(uintptr_t));
+      t->nraised = (uint8_t)n;
+    }
+  }
   return err;
 }
 

@@ -124,7 +124,7 @@ int tsk_sleep(uint64_t ms) {
 int tsk_timeout_push(uint64_t ms) {
   tsk__task *t = tsk__current;
   if (!t) return TSK_ENOTASK;
-  if (t->ndeadlines >= sizeof t->deadlines / sizeof t->deadlines[0]) return TSK_EFULL;
+  if (t->ndeadlines >= TSK__DEADLINES) return TSK_EFULL;
   t->deadlines[t->ndeadlines++] = uv_now(t->rt->loop) + ms;
   return 0;
 }
