@@ -240,7 +240,8 @@ int tsk_future_wait(tsk_future_t *f, int64_t timeout_ms, void **value);
 int tsk_future_done(tsk_future_t *f);
 /* The releases (tsk_future_release, tsk_promise_release) may also come after tsk_runtime_close. */
 void tsk_future_release(tsk_future_t *f);
-/* Completes the future; a second completion returns TSK_EBUSY. */
+/* Completes the future; a second completion returns TSK_EBUSY. Completing (and releasing) stays
+ * allowed after the runtime closed, from its owner thread (e.g. in an offload's done callback). */
 int tsk_promise_resolve(tsk_promise_t *p, void *value);
 int tsk_promise_reject(tsk_promise_t *p, int err);
 /* Adds a completer reference (one more party that may complete the future). */

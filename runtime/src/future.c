@@ -107,8 +107,9 @@ void tsk_future_release(tsk_future_t *f) {
 }
 
 static int complete(struct tsk_future *f, future_state st, void *value, int err) {
-  int rc = tsk__check_thread(f->rt);
-  if (rc) return rc;
+  /* The owner token, not f->rt: a completion may come after the runtime closed (e.g. from an
+   * abandoned offload's done callback), when f->rt is gone; there are no waiters left then. */
+  if (f->owner_token != &tsk__thread_token) return TSK_EWRONGTHREAD;
   if (f->state != F_PENDING) return TSK_EBUSY;
   f->state = st;
   f->value = value;

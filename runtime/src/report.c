@@ -256,7 +256,12 @@ static void put_bt_text(FILE *out, const char *title, const tsk__bt *bt, int alw
 
 static const char *headline(const tsk__leak *l) {
   switch (l->kind) {
-  case TSK__LEAK_DESTROYED_PENDING: return "Task was destroyed but it is pending!";
+  case TSK__LEAK_DESTROYED_PENDING:
+    /* A stranded task is not destroyed (it is woken with TSK_EBROKEN), but it can never get
+     * what it waited for: the same kind, a truthful headline. */
+    if (strncmp(l->reason, "stranded", 8) == 0)
+      return "Task is stranded: nothing can ever complete what it awaits (destroyed_pending)";
+    return "Task was destroyed but it is pending!";
   case TSK__LEAK_UNRETRIEVED_ERROR: return "Task exception was never retrieved";
   default: return NULL;
   }
