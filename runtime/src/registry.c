@@ -30,7 +30,8 @@
 
 typedef struct tsk__history_entry {
   uint64_t id, parent_id;
-  char name[TSK__NAME_INLINE];
+  tsk_fn fn;                   /* for the default name, resolved only when shown */
+  char name[TSK__NAME_INLINE]; /* the task's own name, "" for the default */
   tsk_task_state_t state;
   int error;
   uint64_t created_ms, finished_ms;
@@ -143,7 +144,15 @@ static int lookup(tsk_runtime_t *rt, uint64_t id, char *name, size_t size, uint6
   for (size_t i = 0; i < h->count; i++) {
     const tsk__history_entry *e = &h->e[i];
     if (e->id == id) {
-      snprintf(name, size, "%s", e->name);
+      if (e->name[0]) {
+        snprintf(name, size, "%s", e->name);
+      } else {
+        tsk__frame_info fi;
+        if (tsk__bt_symbolize((uintptr_t)e->fn + 1, &fi) == 0 && fi.function)
+          snprintf(name, size, "%s", fi.function);
+        else
+          snprintf(name, size, "task");
+      }
       *parent = e->parent_id;
       return 1;
     }
@@ -160,7 +169,8 @@ void tsk__registry_task_finished(tsk__task *t) {
     tsk__history_entry *e = &h->e[h->next];
     e->id = t->id;
     e->parent_id = t->parent_id;
-    task_name(t, e->name, sizeof e->name);
+    e->fn = t->fn;
+    memcpy(e->name, t->name, sizeof e->name); /* no formatting here: this runs per task */
     e->state = t->state;
     e->error = t->error;
     e->created_ms = t->created_ms;
