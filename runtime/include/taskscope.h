@@ -188,6 +188,21 @@ int tsk_join(tsk_task_t t, int64_t timeout_ms, tsk_result_t *res);
 int tsk_detach(tsk_task_t t);
 /* Requests cancellation (see the top of this file). Cancelling a finished task is a no-op (0). */
 int tsk_cancel(tsk_task_t t);
+/* What the registry knows of a task (observing never retrieves its error). Times are the loop's
+ * clock in ms (uv_now); busy_ns is measured only with TASKSCOPE_OPTIONS busy_time=on. name is
+ * "" for a task spawned without a name (reports then use its entry function's symbol). */
+typedef struct tsk_task_info {
+  uint64_t id, parent_id;
+  char name[32];
+  tsk_task_state_t state;
+  tsk_wait_kind_t awaiting; /* TSK_WAIT_NONE unless waiting */
+  uint64_t awaiting_id;     /* the awaited object's id (a task id for TSK_WAIT_TASK) */
+  uint64_t created_ms, first_run_ms, finished_ms; /* first_run 0: never ran */
+  uint32_t switches;
+  uint64_t busy_ns;
+} tsk_task_info_t;
+int tsk_task_info(tsk_task_t t, tsk_task_info_t *info);
+
 /* Reads the outcome of a finished task without releasing the handle: fills *res (may be NULL)
  * and returns the task's return code; TSK_EAGAIN while it has not finished. Reading the
  * outcome retrieves its error (it is no longer an unretrieved error). */

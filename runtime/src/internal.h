@@ -112,6 +112,7 @@ typedef struct tsk__task {
   unsigned retrieved : 1;      /* its outcome was read (join, tsk_task_result) */
   unsigned recorded : 1;       /* a leak record was made for it (one per task) */
   uint32_t switches;
+  uint64_t busy_ns;            /* time on the CPU (busy_time=on only) */
   uint64_t created_ms;         /* uv_now at spawn */
   uint64_t first_run_ms;       /* uv_now at first resume; 0 = never ran */
   uint64_t finished_ms;
@@ -187,6 +188,8 @@ struct tsk_runtime {
   tsk__list groups;            /* groups not yet closed (group.c), freed at runtime close */
   /* registry.c */
   int bt_frames;               /* creation backtrace depth; 0 = backtrace=off */
+  int busy_time;               /* busy_time=on: account each task's time on the CPU */
+  uint64_t slice_start_ns;     /* when the running task got the CPU (busy_time=on) */
   struct tsk__options *opts;   /* heap copy of the options at creation */
   struct tsk__history *history; /* ring of recently finished tasks */
   struct tsk__leak *leaks, **leaks_tail; /* records not yet reported */

@@ -54,6 +54,7 @@ static const opt_desc options_table[] = {
   {"verbosity", OPT_UINT, FIELD(verbosity), 0, 2, 0, NULL, false, "0..2"},
   {"settle_ms", OPT_UINT, FIELD(settle_ms), 0, 60000, 100, NULL, false, "0..60000"},
   {"report_text", OPT_BOOL, FIELD(report_text), 0, 1, 1, NULL, false, "on|off"},
+  {"busy_time", OPT_BOOL, FIELD(busy_time), 0, 1, 0, NULL, false, "on|off"},
   {"strict", OPT_BOOL, FIELD(strict), 0, 1, 0, NULL, false, "on|off"},
 };
 #define N_OPTIONS (sizeof options_table / sizeof options_table[0])

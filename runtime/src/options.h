@@ -85,6 +85,8 @@ typedef struct tsk__options {
   unsigned verbosity;                        /* verbosity=0..2; 0 */
   unsigned settle_ms;                        /* settle_ms=0..60000; 100 */
   bool report_text;                          /* report_text=on|off; on: text leak report on stderr */
+  bool busy_time;                            /* busy_time=on|off; off: per-task CPU time (a clock
+                                                read at every switch) */
   bool strict;                               /* strict=on|off; off: a bad spec is fatal (exit 2) */
 } tsk__options;
 

@@ -72,6 +72,7 @@ int tsk__registry_init(tsk_runtime_t *rt) {
   tsk__config_snapshot(rt->opts);
   rt->bt_frames = rt->opts->backtrace == TSK__BACKTRACE_SPAWN ? (int)rt->opts->frames : 0;
   if (rt->bt_frames > TSK__CREATED_MAX) rt->bt_frames = TSK__CREATED_MAX;
+  rt->busy_time = rt->opts->busy_time;
   size_t cap = rt->opts->history;
   rt->history = calloc(1, sizeof *rt->history + cap * sizeof(tsk__history_entry));
   if (!rt->history) {

@@ -121,7 +121,17 @@ void tsk__after_first_switch(tsk_runtime_t *rt) {
 
 /* Makes next the running task and switches to it from the context saved into from. Returns
  * when something switches back to from. */
+/* busy_time=on: charges the time since the last switch to the task leaving the CPU (NULL: the
+ * loop itself, not charged). One clock read per switch, so it is off by default. */
+static inline void account_busy(tsk_runtime_t *rt, tsk__task *leaving) {
+  if (TSK__LIKELY(!rt->busy_time)) return;
+  uint64_t now = uv_hrtime();
+  if (leaving) leaving->busy_ns += now - rt->slice_start_ns;
+  rt->slice_start_ns = now;
+}
+
 static inline void switch_to_task(tsk_runtime_t *rt, tsk__ctx *from, tsk__task *next) {
+  account_busy(rt, rt->current);
   next->state = TSK_TASK_RUNNING;
   next->switches++;
   rt->stats.switches++;
@@ -175,6 +185,7 @@ void tsk__switch_to_scheduler(tsk__task *t) {
     }
   }
   void *save = NULL;
+  account_busy(rt, t);
   asan_before(rt, &save, rt->zombie == t, rt->sched_stack_lo, rt->sched_stack_size);
   tsk__ctx_switch(&t->ctx, &rt->sched_ctx);
   asan_after(save);

@@ -129,6 +129,7 @@ int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, 
   t->retrieved = 0;
   t->recorded = 0;
   t->switches = 0;
+  t->busy_ns = 0;
   t->created_ms = uv_now(rt->loop);
   t->first_run_ms = 0;
   t->finished_ms = 0;
@@ -330,6 +331,28 @@ int tsk_task_result(tsk_task_t h, tsk_result_t *res) {
   t->retrieved = 1;
   if (res) fill_result(t, res);
   return t->error;
+}
+
+int tsk_task_info(tsk_task_t h, tsk_task_info_t *info) {
+  int rc;
+  tsk__task *t = tsk__task_from_handle(h, &rc);
+  if (!t) return rc;
+  if (!info) return TSK_EINVAL;
+  memset(info, 0, sizeof *info);
+  info->id = t->id;
+  info->parent_id = t->parent_id;
+  memcpy(info->name, t->name, sizeof t->name);
+  info->state = t->state;
+  if (t->wait) {
+    info->awaiting = t->wait->kind;
+    info->awaiting_id = t->wait->object_id;
+  }
+  info->created_ms = t->created_ms;
+  info->first_run_ms = t->first_run_ms;
+  info->finished_ms = t->finished_ms;
+  info->switches = t->switches;
+  info->busy_ns = t->busy_ns;
+  return 0;
 }
 
 int tsk_task_destroy(tsk_task_t h) {
