@@ -15,7 +15,7 @@
 
 #define DEFAULTS_TEXT                                                                              \
   "backtrace=spawn:frames=16:report=:exitcode=0:suppressions=:socket=auto:stack_size=256k:"      \
-  "history=1024:verbosity=0:settle_ms=100:report_text=on:strict=off"
+  "history=1024:verbosity=0:settle_ms=100:report_text=on:busy_time=off:strict=off"
 
 /* Parses spec, which must succeed, and returns the result. */
 static tsk__options parse_ok(const char *spec) {
@@ -70,6 +70,7 @@ static void test_defaults(void **state) {
   assert_int_equal(o.verbosity, 0);
   assert_int_equal(o.settle_ms, 100);
   assert_true(o.report_text);
+  assert_false(o.busy_time);
   assert_false(o.strict);
 
   char text[TSK__OPTIONS_FORMAT_MAX];
@@ -295,7 +296,7 @@ static void test_first_error_wins(void **state) {
   parse_bad("backtrace=off:bogus=1:frames=0", P "unknown option 'bogus' (known options: "
                                               "backtrace, frames, report, exitcode, suppressions, "
                                               "socket, stack_size, history, verbosity, "
-                                              "settle_ms, report_text, strict)");
+                                              "settle_ms, report_text, busy_time, strict)");
 }
 
 static void test_whitespace_is_not_trimmed(void **state) {
@@ -329,11 +330,11 @@ static void test_unknown_with_suggestion(void **state) {
   /* distance 3: too far for a suggestion */
   parse_bad("verbose=1", P "unknown option 'verbose' (known options: backtrace, frames, report, "
                            "exitcode, suppressions, socket, stack_size, history, verbosity, "
-                           "settle_ms, report_text, strict)");
+                           "settle_ms, report_text, busy_time, strict)");
   parse_bad("frames", P "'frames' needs a value (frames=1..64)"); /* known key, no '=' */
   parse_bad("xyz", P "unknown option 'xyz' (known options: backtrace, frames, report, exitcode, "
                      "suppressions, socket, stack_size, history, verbosity, settle_ms, "
-                     "report_text, strict)");
+                     "report_text, busy_time, strict)");
 }
 
 static void test_long_and_binary_keys_are_quoted(void **state) {
@@ -343,7 +344,7 @@ static void test_long_and_binary_keys_are_quoted(void **state) {
   strcpy(spec + 200, "=1");
   snprintf(want, sizeof want, P "unknown option '%.64s...' (known options: backtrace, frames, "
                               "report, exitcode, suppressions, socket, stack_size, history, "
-                              "verbosity, settle_ms, report_text, strict)", spec);
+                              "verbosity, settle_ms, report_text, busy_time, strict)", spec);
   parse_bad(spec, want);
   parse_bad("fr\x01mes=1", P "unknown option 'fr\\x01mes' (did you mean 'frames'?)");
   parse_bad("frames=1'2", P "bad value '1\\x272' for 'frames': expected a number from 1 to 64");
@@ -367,7 +368,7 @@ static void test_long_and_binary_keys_are_quoted(void **state) {
   strcpy(big + 100, "=1");
   assert_int_equal(tsk__options_parse(big, &o, err, sizeof err), TSK_EOPTION);
   assert_true(strlen(err) < TSK__OPTIONS_ERRLEN - 1);
-  assert_non_null(strstr(err, "report_text, strict)"));
+  assert_non_null(strstr(err, "report_text, busy_time, strict)"));
   strcpy(big, "stack_size=");
   memset(big + 11, 0x01, 100);
   big[111] = '\0';
@@ -719,7 +720,7 @@ static void test_format_round_trip(void **state) {
   o = parse_ok("stack_size=1048576:report_text=0:strict=1:socket=./s");
   assert_true(tsk__options_format(&o, text, sizeof text) > 0);
   assert_non_null(strstr(text, ":stack_size=1m:"));
-  assert_non_null(strstr(text, ":report_text=off:strict=on"));
+  assert_non_null(strstr(text, ":report_text=off:busy_time=off:strict=on"));
   assert_non_null(strstr(text, ":socket=./s:"));
 
   /* the largest possible options fit TSK__OPTIONS_FORMAT_MAX */
