@@ -6,8 +6,10 @@ set -euo pipefail
 # Needed to build and test taskscope.
 required=(build-essential cmake pkg-config libuv1-dev libunwind-dev libdw-dev libjansson-dev
           libcmocka-dev libncurses-dev tmux procps)
-# Only for the benchmark peers (asyncio, Node, Go): a failed install is a warning.
-optional=(python3 nodejs golang-go gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+# Optional: the benchmark peers (asyncio, Node, Go), the aarch64 cross test, and clang with
+# libFuzzer for the fuzz test (tests/fuzz). A failed install is a warning.
+optional=(python3 nodejs golang-go gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+          clang libclang-rt-14-dev)
 
 log() { echo "deps.sh: $*" >&2; }
 
@@ -61,7 +63,7 @@ if [ ${#missing_required[@]} -gt 0 ]; then
 fi
 
 if [ ${#missing_optional[@]} -gt 0 ]; then
-  log "installing (optional: bench peers, aarch64 cross test): ${missing_optional[*]}"
+  log "installing (optional: bench peers, aarch64 cross test, fuzzing): ${missing_optional[*]}"
   if ! apt_install "${missing_optional[@]}"; then
     # One by one, so one unavailable package does not keep the others out.
     for p in "${missing_optional[@]}"; do

@@ -399,3 +399,5 @@ void tsk_group_counts(tsk_group_t *g, size_t *running, size_t *pending, size_t *
   if (pending) *pending = ok ? g->npending : 0;
   if (finished) *finished = ok ? g->nfinished : 0;
 }
+
+uint64_t tsk__group_id(const struct tsk_group *g) { return g->id; }

@@ -195,6 +195,11 @@ struct tsk_runtime {
   struct tsk__leak *leaks, **leaks_tail; /* records not yet reported */
   size_t nleaks, leaks_dropped;
   tsk__list all_link;          /* in the process's list of open runtimes */
+  /* events.c: the inspector server's view of this runtime (NULL when there is no server) */
+  struct tsk__insp_rt *insp;   /* owner: the server (events.h) */
+  tsk__list *resync_cursor;    /* last task re-emitted by a resync in progress, or NULL */
+  uv_check_t insp_check;       /* loop liveness (unreferenced) */
+  int insp_handles;            /* 1 when the handle above is open */
 };
 
 /* The calling thread's running task (NULL on a loop's own stack). */

@@ -85,6 +85,24 @@ void tsk__leak_free_list(tsk__leak *head) {
   }
 }
 
+tsk__leak *tsk__leak_clone(const tsk__leak *l) {
+  tsk__leak *c = malloc(sizeof *c);
+  if (!c) return NULL;
+  *c = *l;
+  c->next = NULL;
+  c->message = NULL;
+  c->created_at = c->suspended_at = c->raised_at = c->dropped_at = (tsk__bt){0, NULL};
+  if ((l->message && !(c->message = strdup(l->message))) ||
+      tsk__bt_set(&c->created_at, l->created_at.ips, l->created_at.n) ||
+      tsk__bt_set(&c->suspended_at, l->suspended_at.ips, l->suspended_at.n) ||
+      tsk__bt_set(&c->raised_at, l->raised_at.ips, l->raised_at.n) ||
+      tsk__bt_set(&c->dropped_at, l->dropped_at.ips, l->dropped_at.n)) {
+    tsk__leak_free(c);
+    return NULL;
+  }
+  return c;
+}
+
 int tsk__bt_set(tsk__bt *bt, const uintptr_t *ips, int n) {
   uintptr_t *copy = NULL;
   if (n < 0 || (n > 0 && !ips)) n = 0;

@@ -13,6 +13,7 @@
 #define TSK_LEAK_H
 
 #include "taskscope.h"
+#include "json.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -71,6 +72,8 @@ typedef struct tsk__leak {
 tsk__leak *tsk__leak_new(tsk__leak_kind kind);
 void tsk__leak_free(tsk__leak *l);
 void tsk__leak_free_list(tsk__leak *head);
+/* A deep copy of l (next = NULL), or NULL when memory runs out. */
+tsk__leak *tsk__leak_clone(const tsk__leak *l);
 /* Copies n addresses into bt (n may be 0). Returns 0 or TSK_ENOMEM. */
 int tsk__bt_set(tsk__bt *bt, const uintptr_t *ips, int n);
 /* Sets id and name (copied, truncated to TSK__LEAK_NAME - 1 bytes at a UTF-8 boundary; NULL
@@ -153,8 +156,17 @@ void tsk__report_text(FILE *out, tsk__leak *leaks, tsk__suppressions *supp,
  * rename — the file is whole or absent. Returns 0 or a negative errno-style code. */
 int tsk__report_json_write(const char *path, tsk__leak *leaks, tsk__suppressions *supp,
                            const tsk__report_info *info);
-/* The same document to a stream (for tests and for the inspector). */
+/* The same document to a stream (for tests), rendered one record at a time. */
 int tsk__report_json_fprint(FILE *out, tsk__leak *leaks, tsk__suppressions *supp,
                             const tsk__report_info *info);
+/* The same document appended to a buffer; compact: on one line, without the final newline (the
+ * inspector's `leaks` answer). 0 or TSK_ENOMEM. */
+int tsk__report_json_doc(tsk__jbuf *b, tsk__leak *leaks, tsk__suppressions *supp,
+                         const tsk__report_info *info, int compact);
+/* One record of the document's "leaks" array (as classified last). */
+void tsk__report_json_leak(tsk__jbuf *b, const tsk__leak *l);
+/* A FRAME array: the count addresses, trimmed of the runtime's frames (tsk__bt_trim) and
+ * symbolized: [{"ip":"0x..","function":..,"file":..,"line":..,"module":..},...]. */
+void tsk__report_json_frames(tsk__jbuf *b, const uintptr_t *ips, int count);
 
 #endif

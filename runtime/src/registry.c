@@ -17,6 +17,7 @@
  */
 #include "internal.h"
 #include "backtrace.h"
+#include "events.h"
 #include "leak.h"
 #include "options.h"
 
@@ -194,6 +195,7 @@ void tsk__registry_task_finished(tsk__task *t) {
 /* ---- records ---- */
 
 static void add_record(tsk_runtime_t *rt, tsk__leak *l) {
+  tsk__ev_leak(rt, l); /* the inspector server gets a copy */
   if (rt->nleaks >= TSK__MAX_RECORDS) {
     rt->leaks_dropped++;
     tsk__leak_free(l);
@@ -388,6 +390,25 @@ static void at_exit(int status, void *arg) {
   }
 }
 
+/* ---- for the inspector server ---- */
+
+/* Pending records (no parent chains: each lookup scans the tasks) of the oldest live tasks, at
+ * most max; *omitted counts the others. Runs on the loop thread; the caller owns the list. */
+tsk__leak *tsk__registry_pending_records(tsk_runtime_t *rt, size_t max, size_t *omitted) {
+  tsk__leak *list = NULL, **tail = &list;
+  size_t n = 0;
+  for (tsk__list *m = rt->live.next; m != &rt->live && n < max; m = m->next) {
+    tsk__task *t = TSK__CONTAINER(m, tsk__task, live_link);
+    tsk__leak *l = record_of(rt, t, TSK__LEAK_PENDING, "still pending (inspector)", 0);
+    if (!l) continue;
+    *tail = l;
+    tail = &l->next;
+    n++;
+  }
+  *omitted = rt->stats.live > n ? (size_t)(rt->stats.live - n) : 0;
+  return list;
+}
+
 /* ---- the check API ---- */
 
 uint64_t tsk__peek_next_task_id(void);
@@ -420,6 +441,7 @@ static void settle(tsk_runtime_t *rt, const tsk_check_opts_t *o, int64_t settle_
       tsk_sleep(1);
     } else if (!rt->running) {
       uv_run(rt->loop, UV_RUN_NOWAIT);
+      tsk__events_running(rt, 0); /* not inside the loop between these turns */
       if (unfinished_in_scope(rt, o)) usleep(1000);
     } else {
       break; /* inside a loop callback: the loop cannot be run from here */

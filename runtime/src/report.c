@@ -13,6 +13,7 @@
 #include "leak.h"
 
 #include "backtrace.h"
+#include "json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -386,195 +387,203 @@ void tsk__report_text(FILE *out, tsk__leak *leaks, tsk__suppressions *supp,
 /* JSON                                                                                        */
 /* ------------------------------------------------------------------------------------------ */
 
-/* The length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one (overlong forms,
- * surrogates and code points past U+10FFFF are invalid). */
-static int utf8_len(const unsigned char *p) {
-  unsigned char c = p[0];
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return (p[1] & 0xC0) == 0x80 ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
-    if (c == 0xE0 && p[1] < 0xA0) return 0; /* overlong */
-    if (c == 0xED && p[1] >= 0xA0) return 0; /* surrogates */
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
-    if (c == 0xF0 && p[1] < 0x90) return 0; /* overlong */
-    if (c == 0xF4 && p[1] >= 0x90) return 0; /* > U+10FFFF */
-    return 4;
-  }
-  return 0;
-}
+static void json_str(tsk__jbuf *b, const char *s) { tsk__jbuf_str(b, s); }
 
-/* A JSON string (or null for NULL): quotes, backslash and control characters escaped, invalid
- * UTF-8 bytes replaced by U+FFFD (one per byte). The checks above never read past a NUL: a
- * NUL is not a continuation byte. */
-static void json_str(FILE *out, const char *s) {
-  if (!s) {
-    fputs("null", out);
-    return;
-  }
-  fputc('"', out);
-  const unsigned char *p = (const unsigned char *)s;
-  while (*p) {
-    unsigned char c = *p;
-    if (c == '"' || c == '\\') {
-      fputc('\\', out);
-      fputc(c, out);
-      p++;
-    } else if (c < 0x20) {
-      switch (c) {
-      case '\n': fputs("\\n", out); break;
-      case '\r': fputs("\\r", out); break;
-      case '\t': fputs("\\t", out); break;
-      case '\b': fputs("\\b", out); break;
-      case '\f': fputs("\\f", out); break;
-      default: fprintf(out, "\\u%04x", c); break;
-      }
-      p++;
-    } else if (c == 0x7f) {
-      fputs("\\u007f", out);
-      p++;
-    } else if (c < 0x80) {
-      fputc(c, out);
-      p++;
-    } else {
-      int n = utf8_len(p);
-      if (n == 0) {
-        fputs("\\ufffd", out);
-        p++;
-      } else {
-        fwrite(p, 1, (size_t)n, out);
-        p += n;
-      }
-    }
-  }
-  fputc('"', out);
-}
-
-static void json_frames(FILE *out, const tsk__bt *bt) {
-  fputc('[', out);
-  if (bt->n > 0) {
+void tsk__report_json_frames(tsk__jbuf *b, const uintptr_t *ips, int count) {
+  tsk__jbuf_putc(b, '[');
+  if (ips && count > 0) {
     int first = 0;
-    int n = tsk__bt_trim(bt->ips, bt->n, &first);
+    int n = tsk__bt_trim(ips, count, &first);
     for (int i = 0; i < n; i++) {
-      uintptr_t ip = bt->ips[first + i];
+      uintptr_t ip = ips[first + i];
       tsk__frame_info fi;
       tsk__bt_symbolize(ip, &fi);
       const char *fn = fi.function && strcmp(fi.function, "??") != 0 ? fi.function : NULL;
-      fprintf(out, "%s{\"ip\":\"0x%llx\",\"function\":", i ? "," : "", (unsigned long long)ip);
-      json_str(out, fn);
-      fputs(",\"file\":", out);
-      json_str(out, fi.file);
+      tsk__jbuf_puts(b, i ? ",{\"ip\":" : "{\"ip\":");
+      tsk__jbuf_hex_str(b, (uint64_t)ip);
+      tsk__jbuf_puts(b, ",\"function\":");
+      json_str(b, fn);
+      tsk__jbuf_puts(b, ",\"file\":");
+      json_str(b, fi.file);
+      tsk__jbuf_puts(b, ",\"line\":");
       if (fi.line > 0)
-        fprintf(out, ",\"line\":%d", fi.line);
+        tsk__jbuf_i64(b, fi.line);
       else
-        fputs(",\"line\":null", out);
-      fputs(",\"module\":", out);
-      json_str(out, fi.module);
-      fputc('}', out);
+        tsk__jbuf_puts(b, "null");
+      tsk__jbuf_puts(b, ",\"module\":");
+      json_str(b, fi.module);
+      tsk__jbuf_putc(b, '}');
     }
   }
-  fputc(']', out);
+  tsk__jbuf_putc(b, ']');
 }
 
-static void json_task_ref(FILE *out, uint64_t id, const char *name) {
-  fprintf(out, "{\"id\":%llu,\"name\":", (unsigned long long)id);
-  json_str(out, name);
-  fputc('}', out);
+static void json_frames(tsk__jbuf *b, const tsk__bt *bt) {
+  tsk__report_json_frames(b, bt->ips, bt->n);
 }
 
-static void json_leak(FILE *out, const tsk__leak *l) {
-  fputs("{\"kind\":", out);
-  json_str(out, tsk__leak_kind_name(l->kind));
-  fprintf(out, ",\"suppressed\":%s,\"reason\":", l->suppressed ? "true" : "false");
-  json_str(out, l->reason);
-  fprintf(out, ",\"age_ms\":%llu", (unsigned long long)l->age_ms);
+static void json_task_ref(tsk__jbuf *b, uint64_t id, const char *name) {
+  tsk__jbuf_puts(b, "{\"id\":");
+  tsk__jbuf_u64(b, id);
+  tsk__jbuf_puts(b, ",\"name\":");
+  json_str(b, name);
+  tsk__jbuf_putc(b, '}');
+}
 
-  fprintf(out, ",\"task\":{\"id\":%llu,\"name\":", (unsigned long long)l->task.id);
-  json_str(out, l->task.name);
+void tsk__report_json_leak(tsk__jbuf *b, const tsk__leak *l) {
+  tsk__jbuf_puts(b, "{\"kind\":");
+  json_str(b, tsk__leak_kind_name(l->kind));
+  tsk__jbuf_puts(b, l->suppressed ? ",\"suppressed\":true,\"reason\":"
+                                  : ",\"suppressed\":false,\"reason\":");
+  json_str(b, l->reason);
+  tsk__jbuf_puts(b, ",\"age_ms\":");
+  tsk__jbuf_u64(b, l->age_ms);
+
+  tsk__jbuf_puts(b, ",\"task\":{\"id\":");
+  tsk__jbuf_u64(b, l->task.id);
+  tsk__jbuf_puts(b, ",\"name\":");
+  json_str(b, l->task.name);
+  tsk__jbuf_puts(b, ",\"parent\":");
   if (l->parent_id)
-    fprintf(out, ",\"parent\":%llu", (unsigned long long)l->parent_id);
+    tsk__jbuf_u64(b, l->parent_id);
   else
-    fputs(",\"parent\":null", out);
-  fputs(",\"state\":", out);
-  json_str(out, tsk__task_state_name(l->state));
-  fputs(",\"awaiting\":", out);
+    tsk__jbuf_puts(b, "null");
+  tsk__jbuf_puts(b, ",\"state\":");
+  json_str(b, tsk__task_state_name(l->state));
+  tsk__jbuf_puts(b, ",\"awaiting\":");
   if (l->awaiting != TSK_WAIT_NONE) {
-    fputs("{\"kind\":", out);
-    json_str(out, tsk__wait_kind_name(l->awaiting));
+    tsk__jbuf_puts(b, "{\"kind\":");
+    json_str(b, tsk__wait_kind_name(l->awaiting));
+    tsk__jbuf_puts(b, ",\"id\":");
     if (l->awaiting_id)
-      fprintf(out, ",\"id\":%llu}", (unsigned long long)l->awaiting_id);
+      tsk__jbuf_u64(b, l->awaiting_id);
     else
-      fputs(",\"id\":null}", out);
+      tsk__jbuf_puts(b, "null");
+    tsk__jbuf_putc(b, '}');
   } else {
-    fputs("null", out);
+    tsk__jbuf_puts(b, "null");
   }
-  fputc('}', out);
+  tsk__jbuf_putc(b, '}');
 
-  fputs(",\"chain\":[", out);
+  tsk__jbuf_puts(b, ",\"chain\":[");
   int n = l->chain_len < TSK__LEAK_CHAIN ? l->chain_len : TSK__LEAK_CHAIN;
   for (int i = 0; i < n; i++) {
-    if (i) fputc(',', out);
-    json_task_ref(out, l->chain[i].id, l->chain[i].name);
+    if (i) tsk__jbuf_putc(b, ',');
+    json_task_ref(b, l->chain[i].id, l->chain[i].name);
   }
-  fputc(']', out);
+  tsk__jbuf_putc(b, ']');
 
-  fputs(",\"error\":", out);
+  tsk__jbuf_puts(b, ",\"error\":");
   if (l->kind == TSK__LEAK_UNRETRIEVED_ERROR) {
-    fprintf(out, "{\"code\":%d,\"name\":", l->error);
-    json_str(out, tsk_err_name(l->error));
-    fputs(",\"message\":", out);
-    json_str(out, l->message && *l->message ? l->message : tsk_strerror(l->error));
-    fputs(",\"description\":", out);
-    json_str(out, tsk_strerror(l->error));
-    fputc('}', out);
+    tsk__jbuf_puts(b, "{\"code\":");
+    tsk__jbuf_i64(b, l->error);
+    tsk__jbuf_puts(b, ",\"name\":");
+    json_str(b, tsk_err_name(l->error));
+    tsk__jbuf_puts(b, ",\"message\":");
+    json_str(b, l->message && *l->message ? l->message : tsk_strerror(l->error));
+    tsk__jbuf_puts(b, ",\"description\":");
+    json_str(b, tsk_strerror(l->error));
+    tsk__jbuf_putc(b, '}');
   } else {
-    fputs("null", out);
+    tsk__jbuf_puts(b, "null");
   }
 
-  fputs(",\"created_at\":", out);
-  json_frames(out, &l->created_at);
-  fputs(",\"suspended_at\":", out);
-  json_frames(out, &l->suspended_at);
-  fputs(",\"raised_at\":", out);
-  json_frames(out, &l->raised_at);
-  fputs(",\"dropped_at\":", out);
-  json_frames(out, &l->dropped_at);
-  fputc('}', out);
+  tsk__jbuf_puts(b, ",\"created_at\":");
+  json_frames(b, &l->created_at);
+  tsk__jbuf_puts(b, ",\"suspended_at\":");
+  json_frames(b, &l->suspended_at);
+  tsk__jbuf_puts(b, ",\"raised_at\":");
+  json_frames(b, &l->raised_at);
+  tsk__jbuf_puts(b, ",\"dropped_at\":");
+  json_frames(b, &l->dropped_at);
+  tsk__jbuf_putc(b, '}');
+}
+
+/* The document's opening, up to and including "leaks":[ (the records are classified first).
+ * compact: no line breaks (one line, for the inspector protocol). */
+static void json_head(tsk__jbuf *b, tsk__leak *leaks, tsk__suppressions *supp,
+                      const tsk__report_info *info, int compact) {
+  const char *nl = compact ? "" : "\n";
+  tsk__report_counts c;
+  tsk__report_classify(leaks, supp, &c);
+  tsk__jbuf_puts(b, "{\"format\":\"taskscope-report\",\"version\":1,\"pid\":");
+  tsk__jbuf_i64(b, info && info->pid ? info->pid : (int)getpid());
+  tsk__jbuf_puts(b, ",\"program\":");
+  json_str(b, info ? info->program : NULL);
+  tsk__jbuf_puts(b, ",\"when\":");
+  json_str(b, info_when(info));
+  tsk__jbuf_puts(b, ",");
+  tsk__jbuf_puts(b, nl);
+  tsk__jbuf_puts(b, "\"summary\":{\"pending\":");
+  tsk__jbuf_u64(b, c.pending);
+  tsk__jbuf_puts(b, ",\"destroyed_pending\":");
+  tsk__jbuf_u64(b, c.destroyed_pending);
+  tsk__jbuf_puts(b, ",\"unretrieved_error\":");
+  tsk__jbuf_u64(b, c.unretrieved_error);
+  tsk__jbuf_puts(b, ",\"suppressed\":");
+  tsk__jbuf_u64(b, c.suppressed);
+  tsk__jbuf_puts(b, "},");
+  tsk__jbuf_puts(b, nl);
+  tsk__jbuf_puts(b, "\"suppressions\":[");
+  size_t ns = tsk__suppressions_count(supp);
+  for (size_t i = 0; i < ns; i++) {
+    const tsk__suppression *e = tsk__suppressions_entry(supp, i);
+    tsk__jbuf_puts(b, i ? "," : "");
+    tsk__jbuf_puts(b, compact ? "{\"pattern\":" : "\n {\"pattern\":");
+    json_str(b, e->text);
+    tsk__jbuf_puts(b, ",\"file\":");
+    json_str(b, e->file);
+    tsk__jbuf_puts(b, ",\"line\":");
+    tsk__jbuf_i64(b, e->line);
+    tsk__jbuf_puts(b, ",\"hits\":");
+    tsk__jbuf_u64(b, e->hits);
+    tsk__jbuf_putc(b, '}');
+  }
+  tsk__jbuf_puts(b, "],");
+  tsk__jbuf_puts(b, nl);
+  tsk__jbuf_puts(b, "\"leaks\":[");
+}
+
+int tsk__report_json_doc(tsk__jbuf *b, tsk__leak *leaks, tsk__suppressions *supp,
+                         const tsk__report_info *info, int compact) {
+  json_head(b, leaks, supp, info, compact);
+  for (const tsk__leak *l = leaks; l; l = l->next) {
+    if (compact)
+      tsk__jbuf_puts(b, l == leaks ? "" : ",");
+    else
+      tsk__jbuf_puts(b, l == leaks ? "\n " : ",\n ");
+    tsk__report_json_leak(b, l);
+  }
+  tsk__jbuf_puts(b, compact ? "]}" : "]}\n");
+  return b->oom ? TSK_ENOMEM : 0;
+}
+
+/* Writes the buffer out and empties it; 0 or -1 (oom or a write error). */
+static int flush_buf(FILE *out, tsk__jbuf *b) {
+  if (b->oom) return -1;
+  if (b->len && fwrite(b->p, 1, b->len, out) != b->len) return -1;
+  b->len = 0;
+  return 0;
 }
 
 int tsk__report_json_fprint(FILE *out, tsk__leak *leaks, tsk__suppressions *supp,
                             const tsk__report_info *info) {
   if (!out) return TSK_EINVAL;
-  tsk__report_counts c;
-  tsk__report_classify(leaks, supp, &c);
-
-  fprintf(out, "{\"format\":\"taskscope-report\",\"version\":1,\"pid\":%d,\"program\":",
-          info && info->pid ? info->pid : (int)getpid());
-  json_str(out, info ? info->program : NULL);
-  fputs(",\"when\":", out);
-  json_str(out, info_when(info));
-  fprintf(out,
-          ",\n\"summary\":{\"pending\":%zu,\"destroyed_pending\":%zu,\"unretrieved_error\":%zu,"
-          "\"suppressed\":%zu},\n\"suppressions\":[",
-          c.pending, c.destroyed_pending, c.unretrieved_error, c.suppressed);
-  size_t ns = tsk__suppressions_count(supp);
-  for (size_t i = 0; i < ns; i++) {
-    const tsk__suppression *e = tsk__suppressions_entry(supp, i);
-    fputs(i ? ",\n {\"pattern\":" : "\n {\"pattern\":", out);
-    json_str(out, e->text);
-    fputs(",\"file\":", out);
-    json_str(out, e->file);
-    fprintf(out, ",\"line\":%d,\"hits\":%zu}", e->line, e->hits);
+  /* One record at a time, so memory stays bounded whatever the number of records. */
+  tsk__jbuf b;
+  tsk__jbuf_init(&b);
+  int oom = 0;
+  json_head(&b, leaks, supp, info, 0);
+  if (flush_buf(out, &b)) oom = b.oom;
+  for (const tsk__leak *l = leaks; l && !oom; l = l->next) {
+    tsk__jbuf_puts(&b, l == leaks ? "\n " : ",\n ");
+    tsk__report_json_leak(&b, l);
+    if (flush_buf(out, &b)) oom = b.oom;
   }
-  fputs("],\n\"leaks\":[", out);
-  for (const tsk__leak *l = leaks; l; l = l->next) {
-    fputs(l == leaks ? "\n " : ",\n ", out);
-    json_leak(out, l);
-  }
-  fputs("]}\n", out);
+  tsk__jbuf_puts(&b, "]}\n");
+  if (flush_buf(out, &b)) oom = oom || b.oom;
+  tsk__jbuf_free(&b);
+  if (oom) return TSK_ENOMEM;
   errno = 0;
   if (fflush(out) != 0 || ferror(out)) return errno > 0 ? -errno : -EIO;
   return 0;

@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 #include "options.h"
+#include "events.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +230,7 @@ static int runtime_init(tsk_runtime_t *rt, uv_loop_t *loop) {
   rt->async.data = rt;
   uv_unref((uv_handle_t *)&rt->async);
   rt->handles_open = 3;
+  rt->handles_open += tsk__events_runtime_init(rt);
   return 0;
 fail_timer:
   uv_close((uv_handle_t *)&rt->timer_handle, NULL);
@@ -302,6 +304,7 @@ int tsk_run(tsk_runtime_t *rt) {
   if (rt->running || tsk__current) return TSK_EBUSY;
   if (rt->closing) return TSK_ECLOSED;
   rt->running = 1;
+  tsk__events_running(rt, 1);
   /* The async handle that delivers posts is unreferenced, so uv_run alone would return without
    * running work posted while the loop was not running (or in its last iteration): it is pending
    * work too, so spawn it first, and go round again for posts that arrived meanwhile. */
@@ -311,6 +314,7 @@ int tsk_run(tsk_runtime_t *rt) {
     if (!posts_pending(rt)) break;
   }
   rt->running = 0;
+  tsk__events_running(rt, 0);
   return 0;
 }
 
@@ -344,10 +348,12 @@ int tsk_run_main(tsk_runtime_t *rt, const char *name, tsk_fn fn, void *arg, tsk_
   rt->main_task_id = h.id;
   uv_ref((uv_handle_t *)&rt->async);
   rt->running = 1;
+  tsk__events_running(rt, 1);
   while (!rt->main_done) {
     if (uv_run(rt->loop, UV_RUN_DEFAULT) == 0 && !rt->main_done) break;
   }
   rt->running = 0;
+  tsk__events_running(rt, 0);
   if (!rt->main_done) uv_unref((uv_handle_t *)&rt->async);
   return tsk_join(h, 0, res);
 }
@@ -382,6 +388,7 @@ int tsk_post(tsk_runtime_t *rt, const char *name, tsk_fn fn, void *arg) {
 
 static void on_async(uv_async_t *h) {
   tsk_runtime_t *rt = h->data;
+  if (rt->insp) tsk__events_on_async(rt); /* the inspector server's requests */
   pthread_mutex_lock(&rt->post_lock);
   tsk__post *p = rt->post_head;
   rt->post_head = rt->post_tail = NULL;
@@ -439,6 +446,7 @@ int tsk_runtime_close(tsk_runtime_t *rt) {
   tsk__task_free_finished(rt);
   tsk__group_runtime_close(rt);
   tsk__io_runtime_close(rt);
+  tsk__events_runtime_close(rt, on_handle_closed);
 
   uv_close((uv_handle_t *)&rt->idle, on_handle_closed);
   uv_close((uv_handle_t *)&rt->timer_handle, on_handle_closed);

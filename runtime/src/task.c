@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 #include "backtrace.h"
+#include "events.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -144,6 +145,7 @@ int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, 
   tsk__list_push(&rt->live, &t->live_link);
   rt->stats.spawned++;
   rt->stats.live++;
+  tsk__ev_spawn(rt, t);
   tsk__make_ready(t);
   if (out) {
     out->ptr = t;
@@ -174,10 +176,12 @@ static void task_finish(tsk__task *t, int rc) {
   else
     t->state = TSK_TASK_FAILED;
   t->finished_ms = uv_now(rt->loop);
+  tsk__ev_live_remove(rt, t);
   tsk__list_remove(&t->live_link);
   tsk__list_push(&rt->finished, &t->live_link);
   rt->stats.live--;
   rt->stats.finished++;
+  tsk__ev_finish(t);
   tsk__registry_task_finished(t);
   if (t->joiner) tsk__wait_end(t->joiner, 0);
   if (t->group) tsk__group_task_finished(t);
@@ -194,7 +198,9 @@ void tsk__task_destroy(tsk__task *t) {
   }
   t->in_ready = 0;
   t->state = TSK_TASK_DESTROYED;
+  tsk__ev_live_remove(rt, t);
   tsk__list_remove(&t->live_link);
+  tsk__ev_simple(rt, TSK__EV_DESTROY, t->id);
   rt->stats.live--;
   if (t->group) tsk__group_task_finished(t);
   if (t->joiner) {

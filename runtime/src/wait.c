@@ -9,6 +9,7 @@
  * of a race finds nothing to do.
  */
 #include "internal.h"
+#include "events.h"
 
 static void on_wait_timeout(tsk__timer *tm) {
   tsk__wait *w = TSK__CONTAINER(tm, tsk__wait, timer);
@@ -73,6 +74,7 @@ int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms) {
   t->wait = w;
   t->state = TSK_TASK_WAITING;
   rt->stats.waiting++;
+  tsk__ev_wait(t, w);
   tsk__switch_to_scheduler(t);
   /* The task now observes the cancellation that ended this wait. A tsk_cancel made after that
    * delivery but before this resumption (the task was still in the ready queue) cleared
@@ -90,6 +92,9 @@ void tsk__wait_end(tsk__wait *w, int result) {
   tsk__timer_disarm(t->rt, &w->timer);
   w->result = result;
   t->rt->stats.waiting--;
+  /* A join ended by the joined task's end needs no event: the server wakes the joiner when it
+   * reads that task's FINISH, which came first. */
+  if (w->kind != TSK_WAIT_TASK || result != 0) tsk__ev_simple(t->rt, TSK__EV_WAKE, t->id);
   tsk__make_ready(t);
 }
 
