@@ -2,6 +2,7 @@
  * attach.c — socket directories, the processes listed there, PID -> socket path.
  */
 #include "attach.h"
+#include "pid_arg.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -38,19 +39,6 @@ void ta_program(int pid, char *out, size_t n) {
     if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
 }
 
-static int parse_pid(const char *s, int *pid) {
-  if (!s || !*s) return -1;
-  long long v = 0;
-  for (const char *p = s; *p; p++) {
-    if (!isdigit((unsigned char)*p)) return -1;
-    v = v * 10 + (*p - '0');
-    if (v > INT_MAX) return -1;
-  }
-  if (v <= 0) return -1;
-  *pid = (int)v;
-  return 0;
-}
-
 static int cmp_proc(const void *a, const void *b) {
   const ta_proc *x = a, *y = b;
   return x->pid < y->pid ? -1 : x->pid > y->pid;
@@ -70,7 +58,7 @@ size_t ta_scan(ta_proc *out, size_t max) {
       memcpy(num, e->d_name, l - 5);
       num[l - 5] = '\0';
       int pid;
-      if (parse_pid(num, &pid) != 0 || !process_exists(pid)) continue;
+      if (ts_parse_pid(num, &pid) != 0 || !process_exists(pid)) continue;
       int dup = 0;
       for (size_t k = 0; k < n && k < max; k++) dup |= out[k].pid == pid;
       if (dup) continue;
@@ -111,7 +99,7 @@ int ta_resolve(const char *target, char *path, size_t pathlen, int *pid, char *e
     snprintf(path, pathlen, "%s", target);
     return 0;
   }
-  if (parse_pid(target, pid) != 0) {
+  if (ts_parse_pid(target, pid) != 0) {
     snprintf(err, errlen,
              "'%s' is neither a process id nor a socket path (a path contains '/')", target);
     return -1;

@@ -147,26 +147,6 @@ static uint64_t monotonic_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Prints s with control characters escaped (as the runtime's text report does). */
-static void put_text(FILE *out, const char *s, int quoted) {
-  if (!s) s = "";
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    unsigned char c = *p;
-    if (c == '\n')
-      fputs("\\n", out);
-    else if (c == '\t')
-      fputs("\\t", out);
-    else if (c == '\r')
-      fputs("\\r", out);
-    else if (c < 0x20 || c == 0x7f)
-      fprintf(out, "\\x%02x", c);
-    else if (quoted && (c == '"' || c == '\\'))
-      fprintf(out, "\\%c", c);
-    else
-      fputc(c, out);
-  }
-}
-
 static const struct {
   int sig;
   const char *name;
@@ -209,7 +189,7 @@ char *ck_command_string(const ck_run *r) {
     const char *a = r->cmd[i];
     if (i) fputc(' ', f);
     if (!needs_quotes(a)) {
-      put_text(f, a, 0);
+      tsk__report_put_text(f, a, 0);
       continue;
     }
     fputc('\'', f);
@@ -765,7 +745,7 @@ static void put_task(FILE *out, uint64_t id, const char *name) {
   fprintf(out, "%llu", (unsigned long long)id);
   if (name && *name) {
     fputs(" \"", out);
-    put_text(out, name, 1);
+    tsk__report_put_text(out, name, 1);
     fputc('"', out);
   }
 }
@@ -791,14 +771,14 @@ char *ck_group_oneline(const ck_run *r, const ck_group *g) {
 
 static void put_frame(FILE *out, const ck_run *r, size_t index, const ck_frame *f) {
   fprintf(out, "    #%zu %s in ", index, f->ip ? f->ip : "0x0");
-  put_text(out, f->function ? f->function : "??", 0);
+  tsk__report_put_text(out, f->function ? f->function : "??", 0);
   if (f->file) {
     fputs(" at ", out);
-    put_text(out, ck_path(r, f->file), 0);
+    tsk__report_put_text(out, ck_path(r, f->file), 0);
     if (f->line > 0) fprintf(out, ":%d", f->line);
   } else if (f->module) {
     fputs(" (", out);
-    put_text(out, f->module, 0);
+    tsk__report_put_text(out, f->module, 0);
     fputc(')', out);
   }
   fputc('\n', out);
@@ -820,7 +800,7 @@ static void put_group(FILE *out, const ck_run *r, const ck_group *g) {
     while (j < g->count && r->leaks[g->members[j]].proc == p) j++;
     if (shown) fputs(", ", out);
     fprintf(out, "%d ", r->procs[p].pid);
-    put_text(out, r->procs[p].program, 0);
+    tsk__report_put_text(out, r->procs[p].program, 0);
     if (g->count > 1) {
       fprintf(out, " (task%s ", j - i > 1 ? "s" : "");
       for (size_t k = i; k < j && k - i < IDS_SHOWN; k++)
@@ -848,29 +828,29 @@ static void put_group(FILE *out, const ck_run *r, const ck_group *g) {
     fputc('\n', out);
   }
   fputs("  state: ", out);
-  put_text(out, l->state ? l->state : "?", 0);
+  tsk__report_put_text(out, l->state ? l->state : "?", 0);
   if (l->await_kind) {
     fputs(", waiting on ", out);
-    put_text(out, l->await_kind, 0);
+    tsk__report_put_text(out, l->await_kind, 0);
     if (l->await_id) fprintf(out, " %llu", (unsigned long long)l->await_id);
   }
   fprintf(out, " (age %llu ms)\n", (unsigned long long)l->age_ms);
   if (l->reason && *l->reason) {
     fputs("  reason: ", out);
-    put_text(out, l->reason, 0);
+    tsk__report_put_text(out, l->reason, 0);
     fputc('\n', out);
   }
   if (l->has_error) {
     fputs("  error: ", out);
-    put_text(out, l->err_name ? l->err_name : "?", 0);
+    tsk__report_put_text(out, l->err_name ? l->err_name : "?", 0);
     if (l->err_description) {
       fputs(" (", out);
-      put_text(out, l->err_description, 0);
+      tsk__report_put_text(out, l->err_description, 0);
       fputc(')', out);
     }
     if (l->err_message && !str_eq(l->err_message, l->err_description)) {
       fputs(": ", out);
-      put_text(out, l->err_message, 0);
+      tsk__report_put_text(out, l->err_message, 0);
     }
     fputc('\n', out);
   }
@@ -933,7 +913,7 @@ static void print_text(FILE *out, const ck_run *r) {
     for (size_t i = 0; i < n; i++) {
       if (!supp_hits[i]) continue;
       fprintf(out, "  %5zu  ", supp_hits[i]);
-      put_text(out, tsk__suppressions_entry(s, i)->text, 0);
+      tsk__report_put_text(out, tsk__suppressions_entry(s, i)->text, 0);
       fputc('\n', out);
     }
   }
@@ -941,9 +921,9 @@ static void print_text(FILE *out, const ck_run *r) {
     if (supp_hits[i]) continue;
     const tsk__suppression *e = tsk__suppressions_entry(s, i);
     fputs("warning: suppression '", out);
-    put_text(out, e->text, 0);
+    tsk__report_put_text(out, e->text, 0);
     fputs("' (", out);
-    put_text(out, e->file, 0);
+    tsk__report_put_text(out, e->file, 0);
     fprintf(out, ":%d) matched nothing\n", e->line);
   }
   if (n) fputc('\n', out);

@@ -18,19 +18,6 @@
 #define PROBE_TIMEOUT_MS 500
 #define MAX_PROBES 16
 
-int ts_parse_pid(const char *s, int *pid) {
-  if (!s || !*s) return -1;
-  long long v = 0;
-  for (const char *p = s; *p; p++) {
-    if (!isdigit((unsigned char)*p)) return -1;
-    v = v * 10 + (*p - '0');
-    if (v > INT_MAX) return -1;
-  }
-  if (v <= 0) return -1;
-  *pid = (int)v;
-  return 0;
-}
-
 int ts_process_exists(int pid) {
   return kill(pid, 0) == 0 || errno == EPERM;
 }

@@ -5,6 +5,7 @@
 #ifndef TASKSCOPE_CLI_TARGET_H
 #define TASKSCOPE_CLI_TARGET_H
 
+#include "pid_arg.h"
 #include "cli.h"
 #include "conn.h"
 
@@ -23,8 +24,6 @@ size_t ts_socket_dirs(unsigned uid, char dirs[][256], size_t max);
  * that is neither, TS_EXIT_ATTACH otherwise); 0 on success. */
 int ts_attach(const ts_ctx *ctx, const char *target, ts_conn *c);
 
-/* Parses a PID: decimal digits only, 1..INT_MAX. 0 on success. */
-int ts_parse_pid(const char *s, int *pid);
 
 /* Whether process pid exists (kill(pid, 0) succeeds or fails with EPERM). */
 int ts_process_exists(int pid);

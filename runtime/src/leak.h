@@ -141,6 +141,10 @@ typedef struct tsk__report_counts {
  * entries matched, for the "suppressions used" table. */
 void tsk__report_classify(tsk__leak *leaks, tsk__suppressions *supp, tsk__report_counts *counts);
 
+/* Writes s (NULL: "") with control characters escaped as \n, \t, \r, \xNN, and '"' and '\'
+ * too when quoted, so that a task name or message can never break a report's layout. */
+void tsk__report_put_text(FILE *out, const char *s, int quoted);
+
 /* Text report in the asyncio/LeakSanitizer tradition: one block per group of identical records
  * (same kind, task name and creation backtrace: "N tasks like this"), symbolized stacks with the
  * runtime's own frames trimmed, capped at max_groups_text groups; then the "suppressions used"

@@ -194,7 +194,7 @@ static int group_records(const tsk__leak *leaks, grouping *out) {
 
 /* Prints s with control characters escaped (and '"' and '\' when quoted), so a name or message
  * can never break the report's layout. */
-static void put_text(FILE *out, const char *s, int quoted) {
+void tsk__report_put_text(FILE *out, const char *s, int quoted) {
   if (!s) s = "";
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
     unsigned char c = *p;
@@ -217,7 +217,7 @@ static void put_task(FILE *out, uint64_t id, const char *name) {
   fprintf(out, "%llu", (unsigned long long)id);
   if (name && *name) {
     fputs(" \"", out);
-    put_text(out, name, 1);
+    tsk__report_put_text(out, name, 1);
     fputc('"', out);
   }
 }
@@ -227,14 +227,14 @@ static void put_frame_text(FILE *out, int index, uintptr_t ip) {
   tsk__bt_symbolize(ip, &fi);
   const char *fn = fi.function ? fi.function : "??";
   fprintf(out, "    #%d 0x%llx in ", index, (unsigned long long)ip);
-  put_text(out, fn, 0);
+  tsk__report_put_text(out, fn, 0);
   if (fi.file) {
     fputs(" at ", out);
-    put_text(out, fi.file, 0);
+    tsk__report_put_text(out, fi.file, 0);
     if (fi.line > 0) fprintf(out, ":%d", fi.line);
   } else if (fi.module) {
     fputs(" (", out);
-    put_text(out, fi.module, 0);
+    tsk__report_put_text(out, fi.module, 0);
     fprintf(out, "+0x%llx)", (unsigned long long)fi.module_offset);
   }
   fputc('\n', out);
@@ -310,14 +310,14 @@ static void put_group_text(FILE *out, const group *g, const tsk__report_info *in
 
   if (l->reason[0]) {
     fputs("  reason: ", out);
-    put_text(out, l->reason, 0);
+    tsk__report_put_text(out, l->reason, 0);
     fputc('\n', out);
   }
   if (l->kind == TSK__LEAK_UNRETRIEVED_ERROR) {
     fprintf(out, "  error: %s (%s)", tsk_err_name(l->error), tsk_strerror(l->error));
     if (l->message && *l->message) {
       fputs(": ", out);
-      put_text(out, l->message, 0);
+      tsk__report_put_text(out, l->message, 0);
     }
     fputc('\n', out);
   }
@@ -342,7 +342,7 @@ static void put_suppressions_text(FILE *out, const tsk__suppressions *supp) {
       const tsk__suppression *e = tsk__suppressions_entry(supp, i);
       if (!e->hits) continue;
       fprintf(out, "  %5zu  ", e->hits);
-      put_text(out, e->text, 0);
+      tsk__report_put_text(out, e->text, 0);
       fputc('\n', out);
     }
   }
@@ -350,9 +350,9 @@ static void put_suppressions_text(FILE *out, const tsk__suppressions *supp) {
     const tsk__suppression *e = tsk__suppressions_entry(supp, i);
     if (e->hits) continue;
     fputs("warning: suppression '", out);
-    put_text(out, e->text, 0);
+    tsk__report_put_text(out, e->text, 0);
     fputs("' (", out);
-    put_text(out, e->file, 0);
+    tsk__report_put_text(out, e->file, 0);
     fprintf(out, ":%d) matched nothing\n", e->line);
   }
   if (n) fputc('\n', out);
