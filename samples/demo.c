@@ -91,56 +91,8 @@ static unsigned next_rand(unsigned *s) {
 /* ============================================================================================
  * Buffered reading over a connection
  * ========================================================================================== */
-typedef struct reader {
-  tsk_tcp_t *tcp;
-  char buf[2048];
-  size_t pos, len;
-} reader;
+#include "common/line_reader.h"
 
-static int rd_fill(reader *r) {
-  if (r->pos > 0) {
-    memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-    r->len -= r->pos;
-    r->pos = 0;
-  }
-  if (r->len == sizeof r->buf) return TSK_EFULL;
-  ssize_t n = tsk_tcp_read(r->tcp, r->buf + r->len, sizeof r->buf - r->len, TSK_FOREVER);
-  if (n < 0) return (int)n;
-  if (n == 0) return TSK_ECLOSED;
-  r->len += (size_t)n;
-  return 0;
-}
-
-static int rd_line(reader *r, char *out, size_t cap) {
-  for (;;) {
-    for (size_t i = r->pos; i + 1 < r->len; i++) {
-      if (r->buf[i] != '\r' || r->buf[i + 1] != '\n') continue;
-      size_t n = i - r->pos;
-      if (n >= cap) return TSK_EFULL;
-      memcpy(out, r->buf + r->pos, n);
-      out[n] = 0;
-      r->pos = i + 2;
-      return 0;
-    }
-    int rc = rd_fill(r);
-    if (rc) return rc;
-  }
-}
-
-static int rd_skip(reader *r, size_t n) {
-  while (n > 0) {
-    if (r->pos == r->len) {
-      int rc = rd_fill(r);
-      if (rc) return rc;
-    }
-    size_t take = r->len - r->pos < n ? r->len - r->pos : n;
-    r->pos += take;
-    n -= take;
-  }
-  return 0;
-}
-
-/* Request or response head: the first line into first, Content-Length into *clen. */
 static int read_head(reader *r, char *first, size_t cap, long *clen) {
   char line[512];
   int rc = rd_line(r, first, cap);
@@ -225,7 +177,7 @@ static int http_connection(void *arg) {
   tsk_tcp_t *tcp = c.tcp;
   reader *r = calloc(1, sizeof *r);
   int rc = r ? 0 : TSK_ENOMEM;
-  if (r) r->tcp = tcp;
+  if (r) rd_init(r, tcp, TSK_FOREVER);
   while (rc == 0) {
     char first[256];
     long clen;
@@ -284,8 +236,7 @@ static int http_server(void *arg) {
 static int client_session(app *a, tsk_tcp_t *tcp, reader *r, unsigned *seed) {
   static const char *paths[] = {"/", "/items", "/items", "/report", "/missing"};
   int rc = 0;
-  r->tcp = tcp;
-  r->pos = r->len = 0;
+  rd_init(r, tcp, TSK_FOREVER);
   while (rc == 0) {
     if ((rc = tsk_sleep(100 + next_rand(seed) % 200)) != 0) break;
     const char *path = paths[next_rand(seed) % 5];

@@ -82,58 +82,7 @@ static double now_ms(void) {
 /* ============================================================================================
  * Buffered reading with a per-read timeout (the client's, also used by the server for heads)
  * ========================================================================================== */
-typedef struct reader {
-  tsk_tcp_t *tcp;
-  int64_t timeout_ms; /* for every single tsk_tcp_read */
-  char buf[4096];
-  size_t pos, len;
-} reader;
-
-/* Reads more into the buffer: 0, TSK_ECLOSED at end of stream, or the read's error. */
-static int rd_fill(reader *r) {
-  if (r->pos > 0) {
-    memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-    r->len -= r->pos;
-    r->pos = 0;
-  }
-  if (r->len == sizeof r->buf) return TSK_EFULL;
-  ssize_t n = tsk_tcp_read(r->tcp, r->buf + r->len, sizeof r->buf - r->len, r->timeout_ms);
-  if (n < 0) return (int)n;
-  if (n == 0) return TSK_ECLOSED;
-  r->len += (size_t)n;
-  return 0;
-}
-
-/* One CRLF-terminated line, without the CRLF, NUL-terminated into out. */
-static int rd_line(reader *r, char *out, size_t cap) {
-  for (;;) {
-    for (size_t i = r->pos; i + 1 < r->len; i++) {
-      if (r->buf[i] != '\r' || r->buf[i + 1] != '\n') continue;
-      size_t n = i - r->pos;
-      if (n >= cap) return TSK_EFULL;
-      memcpy(out, r->buf + r->pos, n);
-      out[n] = 0;
-      r->pos = i + 2;
-      return 0;
-    }
-    int rc = rd_fill(r);
-    if (rc) return rc;
-  }
-}
-
-/* Consumes exactly n bytes (a body or a chunk's data: only counted here). */
-static int rd_skip(reader *r, size_t n) {
-  while (n > 0) {
-    if (r->pos == r->len) {
-      int rc = rd_fill(r);
-      if (rc) return rc;
-    }
-    size_t take = r->len - r->pos < n ? r->len - r->pos : n;
-    r->pos += take;
-    n -= take;
-  }
-  return 0;
-}
+#include "common/line_reader.h"
 
 /* ============================================================================================
  * The server
