@@ -164,7 +164,9 @@ static void on_idle(uv_idle_t *h) {
   }
 }
 
-void tsk__switch_to_scheduler(tsk__task *t) {
+/* The overflow policy (stack.c): a task found below its stack's lower bound at a suspension
+ * point is stopped with a message naming it. */
+static inline void check_stack(tsk__task *t) {
   char probe;
   if (TSK__UNLIKELY(t->stack && &probe < t->stack->base + 512)) {
     fprintf(stderr, "taskscope: stack overflow in task %llu (%s): stack is %zu bytes; "
@@ -172,6 +174,45 @@ void tsk__switch_to_scheduler(tsk__task *t) {
             (unsigned long long)t->id, t->name[0] ? t->name : "?", t->stack->size);
     abort();
   }
+}
+
+/* The hottest path of all, so it does in one place what tsk__make_ready and
+ * tsk__switch_to_scheduler would do: the next ready task leaves the head of the queue, the
+ * caller joins its tail, and control passes directly (a task only runs inside the loop's idle
+ * pass, so the idle handle is active and the batch counter is live). */
+int tsk_yield(void) {
+  tsk__task *t = tsk__current;
+  if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
+  if (TSK__UNLIKELY(t->cancel_requested && !t->cancel_delivered)) {
+    t->cancel_delivered = 1;
+    return TSK_ECANCELED;
+  }
+  tsk_runtime_t *rt = t->rt;
+  if (TSK__LIKELY(rt->batch_left > 0)) {
+    rt->batch_left--;
+    tsk__task *next = rt->ready_head;
+    if (!next) return 0; /* nobody else is ready: keep running */
+    rt->ready_head = next->next_ready;
+    next->in_ready = 0;
+    t->in_ready = 1;
+    t->state = TSK_TASK_READY;
+    t->next_ready = NULL;
+    if (rt->ready_head)
+      rt->ready_tail->next_ready = t;
+    else
+      rt->ready_head = t;
+    rt->ready_tail = t;
+    check_stack(t);
+    switch_to_task(rt, &t->ctx, next);
+    return 0;
+  }
+  tsk__make_ready(t);
+  tsk__switch_to_scheduler(t);
+  return 0;
+}
+
+void tsk__switch_to_scheduler(tsk__task *t) {
+  check_stack(t);
   tsk_runtime_t *rt = t->rt;
   if (rt->batch_left > 0) {
     tsk__task *next = pop_ready(rt);

@@ -98,16 +98,6 @@ void tsk__wait_end(tsk__wait *w, int result) {
   tsk__make_ready(t);
 }
 
-int tsk_yield(void) {
-  tsk__task *t = tsk__current;
-  if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
-  int rc = tsk__take_cancel(t);
-  if (rc) return rc;
-  tsk__make_ready(t);
-  tsk__switch_to_scheduler(t);
-  return 0;
-}
-
 int tsk_sleep(uint64_t ms) {
   tsk__wait w;
   int rc = tsk__wait_prepare(&w, TSK_WAIT_SLEEP, 0);
