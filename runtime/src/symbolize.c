@@ -330,8 +330,18 @@ static int resolve(uintptr_t ip, tsk__frame_info *fi) {
   return found;
 }
 
+/* fork() while another thread (the inspector server) holds sym_lock would leave the child with
+ * a lock nobody will ever release: take it around fork, release it on both sides. */
+static void atfork_prepare(void) { pthread_mutex_lock(&sym_lock); }
+static void atfork_release(void) { pthread_mutex_unlock(&sym_lock); }
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void atfork_register(void) {
+  pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
 int tsk__bt_symbolize(uintptr_t ip, tsk__frame_info *out) {
   if (!out) return TSK_EINVAL;
+  pthread_once(&atfork_once, atfork_register);
   pthread_mutex_lock(&sym_lock);
   int rc;
   cache_entry *e = cache_find(&sym_cache, ip);

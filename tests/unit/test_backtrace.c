@@ -14,6 +14,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -580,8 +583,48 @@ static int teardown_all(void **state) {
   return 0;
 }
 
+/* fork() while another thread symbolizes: the child must be able to symbolize too (the
+ * symbolizer's lock is taken around fork), never deadlock. */
+static volatile int stop_symbolizing;
+
+static void *symbolize_forever(void *arg) {
+  (void)arg;
+  uintptr_t ips[8];
+  int n = tsk__bt_capture(ips, 8, 0);
+  while (!stop_symbolizing) {
+    tsk__frame_info fi;
+    for (int i = 0; i < n; i++) tsk__bt_symbolize(ips[i], &fi);
+    tsk__bt_symbolize_reset(); /* also exercise the slow path under the lock */
+  }
+  return NULL;
+}
+
+static void symbolize_across_fork(void **state) {
+  (void)state;
+  pthread_t th;
+  stop_symbolizing = 0;
+  assert_int_equal(pthread_create(&th, NULL, symbolize_forever, NULL), 0);
+  for (int i = 0; i < 20; i++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      alarm(10); /* a deadlock would end here, as SIGALRM */
+      tsk__frame_info fi;
+      tsk__bt_symbolize((uintptr_t)&symbolize_across_fork + 1, &fi);
+      _exit(strcmp(fi.function, "symbolize_across_fork") == 0 ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+  }
+  stop_symbolizing = 1;
+  pthread_join(th, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      TT_TEST(symbolize_across_fork),
       TT_TEST(capture_default_outside_task),
       TT_TEST(capture_unw_outside_task),
       TT_TEST(capture_fp_outside_task),
