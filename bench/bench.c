@@ -6,6 +6,8 @@
  *   switch_ns       two ready tasks alternating with tsk_yield, ns per handoff (best of runs)
  *   pending_bytes   RSS growth per task for N tasks waiting on one event (default 1,000,000)
  *   timer_churn_ns  a wait with a 1 s timeout that is satisfied first, ns per cycle
+ *   inspector_ps_ms, inspector_max_lag_ms, inspector_subscribed_overhead
+ *                   what an attached inspector costs the application (inspector_bench.c)
  * then runs the peers found in the bench-peers directory (python asyncio, asyncio in debug mode,
  * Node, Go), parses their `NAME: VALUE UNIT` lines and prints peer / taskscope ratios.
  *
@@ -16,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include "taskscope.h"
+#include "inspector_bench.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,8 +59,14 @@ static options_t opts = {
     .figure_timeout_s = 300,
 };
 
-static const char *const figure_names[] = {"spawn_join_ns", "instrumentation_ratio",
-                                           "switch_ns", "pending_bytes", "timer_churn_ns"};
+static const char *const figure_names[] = {"spawn_join_ns",
+                                           "instrumentation_ratio",
+                                           "switch_ns",
+                                           "pending_bytes",
+                                           "timer_churn_ns",
+                                           "inspector_ps_ms",
+                                           "inspector_max_lag_ms",
+                                           "inspector_subscribed_overhead"};
 #define N_FIGURES (sizeof figure_names / sizeof figure_names[0])
 /* The figures the peers also measure, in the order of the ratio table. */
 static const char *const peer_figures[] = {"spawn_join_ns", "switch_ns", "pending_bytes"};
@@ -203,6 +212,10 @@ static int run_in_runtime(const char *name, tsk_fn fn, void *ctx, char *err, siz
     rc = close_rc;
   }
   return rc;
+}
+
+int bench_run_in_runtime(const char *name, tsk_fn fn, void *ctx, char *err, size_t errlen) {
+  return run_in_runtime(name, fn, ctx, err, errlen);
 }
 
 static void report_failure(const char *figure, const char *err) {
@@ -1145,11 +1158,15 @@ static void usage(FILE *f) {
           "Microbenchmarks of libtaskscope, then the same workloads in peer runtimes\n"
           "(python3 asyncio, asyncio debug mode, node, go) with peer/taskscope ratios.\n"
           "Each figure prints as `NAME: VALUE UNIT`; notes start with '#'.\n"
+          "The inspector_* figures run the taskscope CLI found next to this executable.\n"
           "\n"
-          "  --quick          fewer iterations, --pending 100000 (peers run with --quick too)\n"
+          "  --quick          fewer iterations, --pending 100000 (peers run with --quick too),\n"
+          "                   inspector_ps_ms with 50000 tasks and one CLI run\n"
           "  --pending N      tasks in the pending_bytes figure (default 1000000)\n"
           "  --only NAME      one figure: spawn_join_ns, instrumentation_ratio, switch_ns,\n"
-          "                   pending_bytes, timer_churn_ns\n"
+          "                   pending_bytes, timer_churn_ns, inspector_ps_ms,\n"
+          "                   inspector_max_lag_ms (measured together with inspector_ps_ms),\n"
+          "                   inspector_subscribed_overhead\n"
           "  --no-peers       do not run the peers\n"
           "  --peers DIR      the peers' directory (default: <exe dir>/../bench-peers)\n"
           "  --peer-timeout S kill a peer after S seconds (default 120)\n"
@@ -1256,6 +1273,15 @@ int main(int argc, char **argv) {
   if (wants("timer_churn_ns")) {
     watchdog_arm("timer_churn_ns");
     bench_timer_churn();
+  }
+  insp_bench_opts_t iopts = {.quick = opts.quick, .stack_size = opts.stack_size};
+  if (wants("inspector_ps_ms") || wants("inspector_max_lag_ms")) {
+    watchdog_arm("inspector_ps_ms");
+    if (insp_bench_ps(&iopts) == INSP_BENCH_FAILED) any_failure = 1;
+  }
+  if (wants("inspector_subscribed_overhead")) {
+    watchdog_arm("inspector_subscribed_overhead");
+    if (insp_bench_subscribed(&iopts) == INSP_BENCH_FAILED) any_failure = 1;
   }
   watchdog_disarm();
 

@@ -67,8 +67,9 @@ size_t ta_scan(ta_proc *out, size_t max) {
         p->pid = pid;
         p->alive = 1;
         char full[600];
-        snprintf(full, sizeof full, "%s/%s", dirs[i], e->d_name);
-        if (strlen(full) >= sizeof p->path) continue; /* cannot be connected to */
+        int len = snprintf(full, sizeof full, "%s/%s", dirs[i], e->d_name);
+        if (len < 0 || (size_t)len >= sizeof full || (size_t)len >= sizeof p->path)
+          continue; /* too long to be connected to */
         memcpy(p->path, full, strlen(full) + 1);
         ta_program(pid, p->program, sizeof p->program);
       }
@@ -109,7 +110,8 @@ int ta_resolve(const char *target, char *path, size_t pathlen, int *pid, char *e
   int denied = 0;
   for (size_t i = 0; i < nd; i++) {
     char p[300];
-    snprintf(p, sizeof p, "%s/%d.sock", dirs[i], *pid);
+    int len = snprintf(p, sizeof p, "%s/%d.sock", dirs[i], *pid);
+    if (len < 0 || (size_t)len >= sizeof p) continue; /* too long to be a socket path */
     struct stat st;
     if (stat(p, &st) != 0) {
       denied |= errno == EACCES;

@@ -22,7 +22,7 @@ static tsk__options parse_ok(const char *spec) {
   tsk__options o;
   char err[TSK__OPTIONS_ERRLEN] = "";
   int rc = tsk__options_parse(spec, &o, err, sizeof err);
-  if (rc != 0) fail_msg("parse('%s') failed: %s", spec, err);
+  if (rc != 0) fail_msg("parse('%s') failed: %s", spec ? spec : "(null)", err);
   assert_string_equal(err, "");
   return o;
 }
