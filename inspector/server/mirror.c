@@ -251,6 +251,7 @@ static void on_spawn(tsk__srv *s, srv_rt *r, const tsk__ev *e) {
   if (fresh) {
     t = calloc(1, sizeof *t);
     if (!t) return;
+    t->busy_ns = UINT64_MAX;
     t->id = e->id;
     if (map_insert(&s->map, t)) {
       free(t);
@@ -301,6 +302,7 @@ static void on_event(tsk__srv *s, srv_rt *r, const tsk__ev *e) {
     t->object = e->a;
     t->first_run_ms = e->b;
     t->switches = (uint32_t)e->c;
+    t->busy_ns = e->d;
     touch(s, t);
     if (e->wait_kind == TSK_WAIT_TASK) { /* its wake may come as the joined task's FINISH */
       srv_task *target = map_find(&s->map, e->a);
@@ -528,6 +530,15 @@ void tsk__render_task(tsk__srv *s, tsk__jbuf *b, const srv_task *t) {
   put_opt_u64(b, t->first_run_ms);
   tsk__jbuf_puts(b, ",\"switches\":");
   tsk__jbuf_u64(b, t->switches);
+  /* Busy time as of the task's last suspension; null unless the app runs with busy_time=on. */
+  tsk__jbuf_puts(b, ",\"busy_ms\":");
+  if (t->busy_ns == UINT64_MAX) {
+    tsk__jbuf_puts(b, "null");
+  } else {
+    char num[32];
+    snprintf(num, sizeof num, "%.3f", (double)t->busy_ns / 1e6);
+    tsk__jbuf_puts(b, num);
+  }
   tsk__jbuf_puts(b, ",\"group\":");
   put_opt_u64(b, t->group);
   tsk__jbuf_putc(b, '}');

@@ -47,6 +47,7 @@ typedef struct srv_task {
   uintptr_t ptr;                   /* the runtime's tsk__task *, only handed back to it */
   struct srv_rt *rt;
   uint32_t switches;
+  uint64_t busy_ns;                /* UINT64_MAX: not measured (busy_time=off) */
   unsigned gen;                    /* resync generation that last confirmed it */
   uint8_t state, wait_kind;
   char name[TSK__NAME_INLINE];

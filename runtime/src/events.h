@@ -45,7 +45,8 @@
 typedef enum {
   TSK__EV_SPAWN = 1,    /* id; a parent, b created_ms, c group id, d task pointer; state; name
                            (u.name, "" = unnamed: u.fn holds the entry function) */
-  TSK__EV_WAIT,         /* id; wait_kind; a object id, b first_run_ms, c switches */
+  TSK__EV_WAIT,         /* id; wait_kind; a object id, b first_run_ms, c switches,
+                           d busy ns (UINT64_MAX: not measured, busy_time=off) */
   TSK__EV_WAKE,         /* id: its wait ended (it is ready). Not sent when a join (a WAIT of
                            kind task) ends because the joined task finished: that task's
                            FINISH wakes its joiner in the consumer's view */
@@ -216,6 +217,7 @@ static inline void tsk__ev_wait(tsk__task *t, const tsk__wait *w) {
   e->a = w->object_id;
   e->b = t->first_run_ms;
   e->c = t->switches;
+  e->d = t->rt->busy_time ? t->busy_ns : UINT64_MAX;
   tsk__ev_commit(in->ring);
 }
 

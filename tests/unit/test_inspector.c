@@ -417,6 +417,9 @@ static void test_snapshot_tree(void **state) {
   assert_int_equal(jint(aw, "id"), jint(ca, "id"));
   assert_string_equal(jstr(json_object_get(ca, "awaiting"), "kind"), "event");
   assert_string_equal(jstr(json_object_get(cb, "awaiting"), "kind"), "sleep");
+  /* busy time is not measured unless busy_time=on: the field says so with null */
+  assert_non_null(json_object_get(ca, "busy_ms"));
+  assert_true(json_is_null(json_object_get(ca, "busy_ms")));
   assert_true(jint(ca, "runtime") >= 1);
   assert_true(jint(ca, "first_run_ms") > 0);
   json_t *st = json_object_get(s, "stats");
