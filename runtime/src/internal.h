@@ -235,7 +235,23 @@ void tsk__group_runtime_close(tsk_runtime_t *rt);
  * then calls tsk__wait_suspend, which arms the timeout (timeout_ms, and the task's deadline
  * scopes), applies a pending cancellation, switches away and returns the record's result once
  * somebody ended the wait with tsk__wait_end. */
-int tsk__wait_prepare(tsk__wait *w, tsk_wait_kind_t kind, uint64_t object_id);
+void tsk__on_wait_timeout(tsk__timer *tm);
+/* Inline: every wait starts here, and a join is on the spawn+join hot path. */
+static inline int tsk__wait_prepare(tsk__wait *w, tsk_wait_kind_t kind, uint64_t object_id) {
+  tsk__task *t = tsk__current;
+  if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
+  w->task = t;
+  w->kind = kind;
+  w->object_id = object_id;
+  w->result = 0;
+  w->cancellable = 1;
+  w->unlink = NULL;
+  w->data = NULL;
+  w->link.next = w->link.prev = &w->link;
+  w->timer.index = SIZE_MAX; /* not armed (timer.c) */
+  w->timer.fire = tsk__on_wait_timeout;
+  return 0;
+}
 int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms);
 void tsk__wait_end(tsk__wait *w, int result);
 /* Checked at every suspension point before waiting: TSK_ECANCELED once when a cancellation was

@@ -11,25 +11,11 @@
 #include "internal.h"
 #include "events.h"
 
-static void on_wait_timeout(tsk__timer *tm) {
+void tsk__on_wait_timeout(tsk__timer *tm) {
   tsk__wait *w = TSK__CONTAINER(tm, tsk__wait, timer);
   tsk__wait_end(w, TSK_ETIMEDOUT);
 }
 
-int tsk__wait_prepare(tsk__wait *w, tsk_wait_kind_t kind, uint64_t object_id) {
-  tsk__task *t = tsk__current;
-  if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
-  w->task = t;
-  w->kind = kind;
-  w->object_id = object_id;
-  w->result = 0;
-  w->cancellable = 1;
-  w->unlink = NULL;
-  w->data = NULL;
-  tsk__list_init(&w->link);
-  tsk__timer_init(&w->timer, on_wait_timeout);
-  return 0;
-}
 
 int tsk__take_cancel(tsk__task *t) {
   if (t->cancel_requested && !t->cancel_delivered) {
@@ -89,7 +75,7 @@ void tsk__wait_end(tsk__wait *w, int result) {
   if (t->wait != w) return; /* already ended */
   t->wait = NULL;
   if (w->unlink) w->unlink(w);
-  tsk__timer_disarm(t->rt, &w->timer);
+  if (w->timer.index != SIZE_MAX) tsk__timer_disarm(t->rt, &w->timer);
   w->result = result;
   t->rt->stats.waiting--;
   /* A join ended by the joined task's end needs no event: the server wakes the joiner when it
