@@ -3,6 +3,8 @@
  *
  * Measures, through the public API only (taskscope.h):
  *   spawn_join_ns   spawn a trivial task and join it, ns per spawn+join (best of runs)
+ *   instrumentation_ratio
+ *                   spawn_join_ns with creation backtraces on / off (backtrace=spawn / off)
  *   switch_ns       two ready tasks alternating with tsk_yield, ns per handoff (best of runs)
  *   pending_bytes   RSS growth per task for N tasks waiting on one event (default 1,000,000)
  *   timer_churn_ns  a wait with a 1 s timeout that is satisfied first, ns per cycle

@@ -33,6 +33,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep, and what uv.h needs, in strict C11 */
 #include "taskscope.h"
+#include "common/sample.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,12 +71,6 @@ typedef struct app {
   size_t base_rss;
   double t0;
 } app;
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Resident memory of the process in bytes (0 when /proc is not available). */
 static size_t rss_bytes(void) {
@@ -220,8 +215,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--close") == 0) {
       a.close_runtime = 1;
     } else if (strcmp(argv[i], "--docs") == 0 && i + 1 < argc) {
-      a.ndocs = atoi(argv[++i]);
-      if (a.ndocs < 1 || a.ndocs > 10000000) {
+      if (parse_int(argv[++i], 1, 10000000, &a.ndocs) != 0) {
         fprintf(stderr, "async_bomb: --docs wants a number from 1 to 10000000\n");
         return 2;
       }

@@ -38,6 +38,7 @@
  *   demo [--duration SECONDS] [--quiet] [--help]
  */
 #include "taskscope.h"
+#include "common/sample.h"
 
 #include <arpa/inet.h>
 #include <signal.h>
@@ -64,21 +65,14 @@ typedef struct app {
   tsk_event_t *lease_released;/* never set: what lease keepers wait for (freed after close) */
   tsk_tcp_t *listener;
   struct sockaddr_in addr;
-  tsk_event_t *listening;     /* set once addr is known */
   tsk_channel_t *jobs;        /* freed after close */
   double t0;
   double next_lease_ms;       /* when the next /lease request is due */
   /* counters */
-  long requests, responses, jobs_done, refreshes, logins, sessions_done;
-  long leases_leaked, stranded, receipts_sent, receipts_failed;
+  long requests, jobs_done, refreshes, logins;
+  long leases_leaked, stranded, receipts_failed;
   char cache_value[64];
 } app;
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* A small per-task pseudo-random sequence (xorshift). */
 static unsigned next_rand(unsigned *s) {
@@ -252,7 +246,6 @@ static int client_session(app *a, tsk_tcp_t *tcp, reader *r, unsigned *seed) {
     long clen;
     if ((rc = read_head(r, first, sizeof first, &clen)) != 0) break;
     if ((rc = rd_skip(r, (size_t)clen)) != 0) break;
-    a->responses++;
   }
   return rc;
 }
@@ -312,7 +305,6 @@ static NOINLINE void send_receipt_fire_and_forget(app *a, long job) {
   tsk_task_t t;
   if (tsk_spawn(a->rt, &t, "send_receipt", send_receipt, (void *)(intptr_t)job) == 0) {
     tsk_detach(t);
-    a->receipts_sent++;
     if ((job / 8) % 2 == 0) a->receipts_failed++;
   }
 }
@@ -410,9 +402,7 @@ static int session(void *arg) {
   tsk_join(auth, TSK_FOREVER, NULL); /* l lives in our frame: always wait for it */
   tsk_future_release(f);
   if (rc) return tsk_error(rc, "login %ld: %s", l.n, tsk_strerror(rc));
-  rc = tsk_sleep(200 + (unsigned)(l.n * 97) % 600); /* the session is in use */
-  a->sessions_done++;
-  return rc;
+  return tsk_sleep(200 + (unsigned)(l.n * 97) % 600); /* the session is in use */
 }
 
 static void reap_sessions(app *a, tsk_task_t *s, int *n, int force) {
@@ -594,10 +584,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--quiet") == 0) {
       a.quiet = 1;
     } else if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc) {
-      char *end;
-      long v = strtol(argv[++i], &end, 10);
-      if (*end || v < 0 || v > 1000000) goto bad;
-      a.duration_s = (int)v;
+      if (parse_int(argv[++i], 0, 1000000, &a.duration_s) != 0) goto bad;
     } else {
       goto bad;
     }

@@ -26,6 +26,7 @@
  *   dns_fanout [--fixed] [--count N] [--delay MS] [--limit N] [--help]
  */
 #include "taskscope.h"
+#include "common/sample.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -64,12 +65,6 @@ struct app {
   tsk_event_t *stop;      /* the reporter's stop event; freed after tsk_runtime_close (in buggy
                              mode a destroyed reporter was still waiting on it) */
 };
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Prints the progress of the current run every 200 ms until its stop event is set or it is
  * cancelled. */
@@ -246,14 +241,6 @@ static void usage(FILE *f, const char *prog) {
           prog);
 }
 
-static int parse_int(const char *s, int min, int *out) {
-  char *end;
-  long v = strtol(s, &end, 10);
-  if (*s == 0 || *end != 0 || v < min || v > 1000000) return -1;
-  *out = (int)v;
-  return 0;
-}
-
 int main(int argc, char **argv) {
   app a = {.count = 40, .delay_ms = 20, .limit = 8};
   for (int i = 1; i < argc; i++) {
@@ -264,11 +251,11 @@ int main(int argc, char **argv) {
     } else if (strcmp(o, "--fixed") == 0) {
       a.fixed = 1;
     } else if (strcmp(o, "--count") == 0 && i + 1 < argc) {
-      if (parse_int(argv[++i], 1, &a.count)) goto bad;
+      if (parse_int(argv[++i], 1, 1000000, &a.count)) goto bad;
     } else if (strcmp(o, "--delay") == 0 && i + 1 < argc) {
-      if (parse_int(argv[++i], 0, &a.delay_ms)) goto bad;
+      if (parse_int(argv[++i], 0, 1000000, &a.delay_ms)) goto bad;
     } else if (strcmp(o, "--limit") == 0 && i + 1 < argc) {
-      if (parse_int(argv[++i], 1, &a.limit)) goto bad;
+      if (parse_int(argv[++i], 1, 1000000, &a.limit)) goto bad;
     } else {
       goto bad;
     }

@@ -31,6 +31,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep, and what uv.h needs, in strict C11 */
 #include "taskscope.h"
+#include "common/sample.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -55,18 +56,11 @@ typedef struct app {
  * (which libuv always calls, abandoned or not). */
 typedef struct checksum_job {
   app *a;
-  const char *path;
   int chunks;
   atomic_int cancel;        /* set by the owner thread; read by the pool thread */
   int chunks_read;          /* written by the pool thread; read in checksum_done */
   tsk_promise_t *promise;   /* the only completer of app.checksum */
 } checksum_job;
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Runs on a pool thread: "reads" the file chunk by chunk (10 ms of blocking I/O each) and
  * hashes it. Checks job->cancel between chunks and returns TSK_ECANCELED when it is set. */
@@ -169,7 +163,6 @@ static NOINLINE int main_task(void *arg) {
     return TSK_ENOMEM;
   }
   job->a = a;
-  job->path = "upload.bin";
   job->chunks = (a->work_ms + CHUNK_MS - 1) / CHUNK_MS;
   job->promise = promise;
 
@@ -214,9 +207,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--fixed") == 0) {
       a.fixed = 1;
     } else if (strcmp(argv[i], "--work-ms") == 0 && i + 1 < argc) {
-      a.work_ms = atoi(argv[++i]);
+      if (parse_int(argv[++i], 0, 60000, &a.work_ms) != 0) goto bad;
     } else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
-      a.timeout_ms = atoi(argv[++i]);
+      if (parse_int(argv[++i], 0, 60000, &a.timeout_ms) != 0) goto bad;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout, argv[0]);
       return 0;
@@ -224,10 +217,6 @@ int main(int argc, char **argv) {
       usage(stderr, argv[0]);
       return 2;
     }
-  }
-  if (a.work_ms < 0 || a.work_ms > 60000 || a.timeout_ms < 0 || a.timeout_ms > 60000) {
-    fprintf(stderr, "executor_timeout: --work-ms and --timeout-ms want 0 to 60000\n");
-    return 2;
   }
   int rc = tsk_runtime_new(&a.rt);
   if (rc == 0) rc = tsk_event_new(a.rt, &a.work_done);
@@ -249,4 +238,7 @@ int main(int argc, char **argv) {
   tsk_event_free(a.work_done);
   printf("executor_timeout: done\n");
   return 0;
+bad:
+  fprintf(stderr, "executor_timeout: --work-ms and --timeout-ms want 0 to 60000\n");
+  return 2;
 }

@@ -7,9 +7,10 @@
  * thread pool, and a watchdog shows a timed-out wait cancelling what it waited for. It prints what
  * happened and the runtime's counters, and exits 0 only if every check passed.
  *
- *   hello [--clients N]
+ *   hello [--clients N] [--help]
  */
 #include "taskscope.h"
+#include "common/sample.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -26,12 +27,6 @@ typedef struct app {
   int echoed;
   int failures;
 } app;
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Echoes one connection until the peer half-closes. */
 static int serve_connection(void *arg) {
@@ -168,9 +163,11 @@ static int main_task(void *arg) {
 int main(int argc, char **argv) {
   app a = {.clients = 100};
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc) {
-      a.clients = atoi(argv[++i]);
-    } else {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: %s [--clients N]   (N echo clients, 1-100000, default 100)\n", argv[0]);
+      return 0;
+    } else if (strcmp(argv[i], "--clients") != 0 || i + 1 == argc ||
+               parse_int(argv[++i], 1, 100000, &a.clients) != 0) {
       fprintf(stderr, "usage: %s [--clients N]\n", argv[0]);
       return 2;
     }

@@ -33,6 +33,7 @@
  *   http_stream [--fixed] [--requests N] [--chunks N] [--timeout MS] [--help]
  */
 #include "taskscope.h"
+#include "common/sample.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -72,12 +73,6 @@ struct app {
   int failures;        /* unexpected outcomes */
   char log_body[256];  /* what upload_stall_log sends */
 };
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* ============================================================================================
  * Buffered reading with a per-read timeout (the client's, also used by the server for heads)
@@ -451,14 +446,6 @@ static void usage(FILE *f, const char *prog) {
           prog);
 }
 
-static int parse_int(const char *s, int min, int *out) {
-  char *end;
-  long v = strtol(s, &end, 10);
-  if (*s == 0 || *end != 0 || v < min || v > 100000) return -1;
-  *out = (int)v;
-  return 0;
-}
-
 int main(int argc, char **argv) {
   app a = {.requests = 4, .chunks = 8, .timeout_ms = 250};
   for (int i = 1; i < argc; i++) {
@@ -469,11 +456,11 @@ int main(int argc, char **argv) {
     } else if (strcmp(o, "--fixed") == 0) {
       a.fixed = 1;
     } else if (strcmp(o, "--requests") == 0 && i + 1 < argc) {
-      if (parse_int(argv[++i], 1, &a.requests)) goto bad;
+      if (parse_int(argv[++i], 1, 100000, &a.requests)) goto bad;
     } else if (strcmp(o, "--chunks") == 0 && i + 1 < argc) {
-      if (parse_int(argv[++i], 2, &a.chunks)) goto bad;
+      if (parse_int(argv[++i], 2, 100000, &a.chunks)) goto bad;
     } else if (strcmp(o, "--timeout") == 0 && i + 1 < argc) {
-      if (parse_int(argv[++i], 1, &a.timeout_ms)) goto bad;
+      if (parse_int(argv[++i], 1, 100000, &a.timeout_ms)) goto bad;
     } else {
       goto bad;
     }

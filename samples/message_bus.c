@@ -22,6 +22,7 @@
  *   message_bus [--fixed] [--orders N] [--help]
  */
 #include "taskscope.h"
+#include "common/sample.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,10 +231,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--fixed") == 0) {
       b.fixed = 1;
     } else if (strcmp(argv[i], "--orders") == 0 && i + 1 < argc) {
-      char *end;
-      long v = strtol(argv[++i], &end, 10);
-      if (*end || v < 1 || v > 1000000) goto bad;
-      b.norders = (int)v;
+      if (parse_int(argv[++i], 1, 1000000, &b.norders) != 0) goto bad;
     } else {
       goto bad;
     }

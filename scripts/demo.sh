@@ -40,8 +40,8 @@ if [ -x build/bin/taskscope ]; then
   fi
 fi
 
-wait "$pid"
-status=$?
+status=0
+wait "$pid" || status=$? # (set -e would end the script here, before the report is shown)
 echo
 echo "== the JSON report ($report), summary:"
 if command -v python3 >/dev/null; then

@@ -5,11 +5,23 @@ set -euo pipefail
 
 # Needed to build and test taskscope.
 required=(build-essential cmake pkg-config libuv1-dev libunwind-dev libdw-dev libjansson-dev
-          libcmocka-dev libncurses-dev tmux procps)
-# Optional: the benchmark peers (asyncio, Node, Go), the aarch64 cross test, and clang with
-# libFuzzer for the fuzz test (tests/fuzz). A failed install is a warning.
-optional=(python3 nodejs golang-go gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-          clang libclang-rt-14-dev)
+          libcmocka-dev libncurses-dev tmux)
+# Tools some tests need; without them those tests are skipped (ctest status 77): python3 (the
+# CLI and `taskscope check` tests), nodejs and npm (the SARIF schema check), the aarch64 cross
+# compiler and qemu-user (the aarch64 context switch), clang with libFuzzer (the fuzz test).
+# Optional for a developer; required in CI (CI set, and not 0/false/no), where scripts/test.sh
+# fails on a skip.
+test_tools=(python3 nodejs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang
+            libclang-rt-dev)
+# Debian's npm, unless an npm is there already (NodeSource's nodejs bundles one, and conflicts
+# with Debian's npm package).
+command -v npm >/dev/null 2>&1 || test_tools+=(npm)
+# Only for the benchmark peers (asyncio: python3, Node: nodejs, Go).
+optional=(golang-go)
+case "${CI:-}" in
+"" | 0 | false | no) optional+=("${test_tools[@]}") ;;
+*) required+=("${test_tools[@]}") ;;
+esac
 
 log() { echo "deps.sh: $*" >&2; }
 
@@ -63,11 +75,12 @@ if [ ${#missing_required[@]} -gt 0 ]; then
 fi
 
 if [ ${#missing_optional[@]} -gt 0 ]; then
-  log "installing (optional: bench peers, aarch64 cross test, fuzzing): ${missing_optional[*]}"
+  log "installing (optional: test tools, bench peers): ${missing_optional[*]}"
   if ! apt_install "${missing_optional[@]}"; then
     # One by one, so one unavailable package does not keep the others out.
     for p in "${missing_optional[@]}"; do
-      apt_install "$p" || log "warning: could not install $p; benchmarks that need it are skipped"
+      apt_install "$p" ||
+        log "warning: could not install $p; the tests or benchmark peers that need it are skipped"
     done
   fi
 fi

@@ -3,6 +3,7 @@
 #   scripts/test.sh                                       # build/ (RelWithDebInfo)
 #   TASKSCOPE_SANITIZE=address,undefined scripts/test.sh  # build-asan/ with sanitizers
 # Extra arguments go to ctest, e.g. scripts/test.sh -R test_spawn
+# With CI set (not 0/false/no), a skipped test (a missing tool) fails the run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -32,5 +33,23 @@ if [ -x "$build_dir/bin/taskscope" ]; then
   if [ $# -gt 0 ]; then gate+=(--allow-uninstrumented); fi
   gate+=(--)
 fi
-echo "+ ${gate[*]}${gate[*]:+ }ctest --test-dir $build_dir --output-on-failure -j2 $*"
-"${gate[@]}" ctest --test-dir "$build_dir" --output-on-failure -j2 "$@"
+ctest_args=(--test-dir "$build_dir" --output-on-failure -j2)
+# In CI (CI set, and not 0/false/no) every test must run: a test skipped for a missing tool
+# (status 77) would hide whatever it checks. scripts/deps.sh installs those tools there; a skip
+# fails the run.
+in_ci=1
+case "${CI:-}" in "" | 0 | false | no) in_ci=0 ;; esac
+junit=$PWD/$build_dir/ctest-junit.xml
+if [ "$in_ci" = 1 ]; then
+  rm -f "$junit"
+  ctest_args+=(--output-junit "$junit")
+fi
+echo "+ ${gate[*]}${gate[*]:+ }ctest ${ctest_args[*]} $*"
+"${gate[@]}" ctest "${ctest_args[@]}" "$@"
+if [ "$in_ci" = 1 ]; then
+  skipped=$(sed -n 's/.*<testcase name="\([^"]*\)".*status="notrun".*/\1/p' "$junit")
+  if [ -n "$skipped" ]; then
+    echo "test.sh: FAILED: tests skipped in CI (a tool they need is missing):" $skipped >&2
+    exit 1
+  fi
+fi

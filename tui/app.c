@@ -71,14 +71,6 @@ int ui_cursor_key(ui_cursor *c, int key, long n, long h) {
   return 1;
 }
 
-void ui_set_view(app *a, ui_view_id v) {
-  if (v == a->view) return;
-  if (v == UI_V_HELP || v == UI_V_EVENTS) a->back = a->view == UI_V_HELP ? a->back : UI_V_TASKS;
-  if (v == UI_V_HELP) a->back = a->view;
-  a->view = v;
-  a->text = (ui_cursor){0, 0};
-}
-
 void ui_request_where(app *a) {
   json_decref(a->where);
   a->where = NULL;

@@ -1,43 +1,16 @@
 /*
- * attach.c — socket directories, the processes listed there, PID -> socket path.
+ * attach.c — the processes in the socket directories, PID -> socket path.
  */
 #include "attach.h"
 #include "pid_arg.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-size_t ta_socket_dirs(char dirs[][256], size_t max) {
-  size_t n = 0;
-  const char *xdg = getenv("XDG_RUNTIME_DIR");
-  if (xdg && *xdg && n < max) snprintf(dirs[n++], 256, "%s/taskscope", xdg);
-  if (n < max) snprintf(dirs[n++], 256, "/tmp/taskscope-%u", (unsigned)getuid());
-  return n;
-}
-
-static int process_exists(int pid) {
-  return kill(pid, 0) == 0 || errno == EPERM;
-}
-
-void ta_program(int pid, char *out, size_t n) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/comm", pid);
-  snprintf(out, n, "?");
-  FILE *f = fopen(path, "r");
-  if (!f) return;
-  if (fgets(out, (int)n, f)) out[strcspn(out, "\n")] = '\0';
-  fclose(f);
-  for (char *p = out; *p; p++)
-    if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
-}
 
 static int cmp_proc(const void *a, const void *b) {
   const ta_proc *x = a, *y = b;
@@ -45,33 +18,24 @@ static int cmp_proc(const void *a, const void *b) {
 }
 
 size_t ta_scan(ta_proc *out, size_t max) {
-  char dirs[4][256];
-  size_t nd = ta_socket_dirs(dirs, 4), n = 0;
+  char dirs[TSC_MAX_SOCKET_DIRS][TSC_DIR_MAX];
+  size_t nd = tsc_socket_dirs((unsigned)getuid(), dirs, TSC_MAX_SOCKET_DIRS), n = 0;
   for (size_t i = 0; i < nd; i++) {
     DIR *d = opendir(dirs[i]);
     if (!d) continue;
     struct dirent *e;
     while ((e = readdir(d))) {
-      char num[32];
-      size_t l = strlen(e->d_name);
-      if (l < 6 || l - 5 >= sizeof num || strcmp(e->d_name + l - 5, ".sock") != 0) continue;
-      memcpy(num, e->d_name, l - 5);
-      num[l - 5] = '\0';
       int pid;
-      if (ts_parse_pid(num, &pid) != 0 || !process_exists(pid)) continue;
+      if (!tsc_socket_file_pid(e->d_name, &pid) || !tsc_process_exists(pid)) continue;
       int dup = 0;
       for (size_t k = 0; k < n && k < max; k++) dup |= out[k].pid == pid;
       if (dup) continue;
       if (n < max) {
         ta_proc *p = &out[n];
+        int len = snprintf(p->path, sizeof p->path, "%s/%s", dirs[i], e->d_name);
+        if (len < 0 || (size_t)len >= sizeof p->path) continue; /* too long to be connected to */
         p->pid = pid;
-        p->alive = 1;
-        char full[600];
-        int len = snprintf(full, sizeof full, "%s/%s", dirs[i], e->d_name);
-        if (len < 0 || (size_t)len >= sizeof full || (size_t)len >= sizeof p->path)
-          continue; /* too long to be connected to */
-        memcpy(p->path, full, strlen(full) + 1);
-        ta_program(pid, p->program, sizeof p->program);
+        tsc_process_name(pid, p->program, sizeof p->program);
       }
       n++;
     }
@@ -85,28 +49,17 @@ int ta_resolve(const char *target, char *path, size_t pathlen, int *pid, char *e
                size_t errlen) {
   *pid = 0;
   if (strchr(target, '/')) {
-    struct stat st;
-    if (stat(target, &st) != 0) {
-      if (errno == EACCES)
-        snprintf(err, errlen, "permission denied: cannot reach %s", target);
-      else
-        snprintf(err, errlen, "no socket at %s: %s", target, strerror(errno));
-      return -1;
-    }
-    if (!S_ISSOCK(st.st_mode)) {
-      snprintf(err, errlen, "%s is not a socket", target);
-      return -1;
-    }
+    if (tsc_check_socket_path(target, err, errlen) != 0) return TA_CANNOT_ATTACH;
     snprintf(path, pathlen, "%s", target);
     return 0;
   }
   if (ts_parse_pid(target, pid) != 0) {
     snprintf(err, errlen,
              "'%s' is neither a process id nor a socket path (a path contains '/')", target);
-    return -1;
+    return TA_NOT_TARGET;
   }
-  char dirs[4][256];
-  size_t nd = ta_socket_dirs(dirs, 4);
+  char dirs[TSC_MAX_SOCKET_DIRS][TSC_DIR_MAX];
+  size_t nd = tsc_socket_dirs((unsigned)getuid(), dirs, TSC_MAX_SOCKET_DIRS);
   int denied = 0;
   for (size_t i = 0; i < nd; i++) {
     char p[300];
@@ -118,34 +71,32 @@ int ta_resolve(const char *target, char *path, size_t pathlen, int *pid, char *e
       continue;
     }
     if (!S_ISSOCK(st.st_mode) || strlen(p) >= pathlen) continue;
-    if (!process_exists(*pid)) {
+    if (!tsc_process_exists(*pid)) {
       snprintf(err, errlen, "no such process: %d (its socket %s is stale)", *pid, p);
-      return -1;
+      return TA_CANNOT_ATTACH;
     }
     snprintf(path, pathlen, "%s", p);
     return 0;
   }
-  if (!process_exists(*pid)) {
+  if (!tsc_process_exists(*pid)) {
     snprintf(err, errlen, "no such process: %d", *pid);
-    return -1;
+    return TA_CANNOT_ATTACH;
   }
   char comm[64];
-  ta_program(*pid, comm, sizeof comm);
+  tsc_process_name(*pid, comm, sizeof comm);
   if (denied) {
     snprintf(err, errlen,
              "permission denied: cannot look into the socket directory of process %d (%s); "
              "attach as its user or root",
              *pid, comm);
-    return -1;
+    return TA_CANNOT_ATTACH;
   }
-  char looked[600] = "";
-  size_t off = 0;
-  for (size_t i = 0; i < nd && off < sizeof looked; i++)
-    off += (size_t)snprintf(looked + off, sizeof looked - off, "%s%s/", i ? ", " : "", dirs[i]);
+  char looked[600];
+  tsc_dirs_text(dirs, nd, looked, sizeof looked);
   snprintf(err, errlen,
            "process %d (%s) is not instrumented: it has no taskscope inspector socket (looked in "
            "%s); it does not use libtaskscope, or its inspector is off "
            "(TASKSCOPE_OPTIONS=socket=off) or elsewhere (pass the socket path instead)",
            *pid, comm, looked);
-  return -1;
+  return TA_CANNOT_ATTACH;
 }

@@ -11,12 +11,12 @@
 #include "ui.h"
 
 #include <curses.h>
-#include <langinfo.h>
 #include <locale.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { EXIT_USAGE = 2, EXIT_ATTACH = 3 };
 
@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
   if (replay && target) return usage_error("--replay takes no PID", target);
 
   setlocale(LC_ALL, "");
-  int utf8 = !ascii && strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+  int utf8 = !ascii && tsc_utf8_locale();
   const char *nc = getenv("NO_COLOR");
   int color = !no_color && !(nc && *nc);
   ui_glyphs_set(utf8);
@@ -139,20 +139,23 @@ int main(int argc, char **argv) {
   } else if (target) {
     char path[TA_PATH_MAX];
     int pid;
-    if (ta_resolve(target, path, sizeof path, &pid, err, sizeof err) != 0) {
+    int r = ta_resolve(target, path, sizeof path, &pid, err, sizeof err);
+    if (r == TA_NOT_TARGET) return usage_error(err, NULL);
+    if (r != 0) {
       fprintf(stderr, "taskscope-top: cannot attach: %s\n", err);
-      return strchr(err, '\'') && strstr(err, "neither") ? EXIT_USAGE : EXIT_ATTACH;
+      return EXIT_ATTACH;
     }
     if ((rc = first_attach(&a, path, pid > 0))) return rc;
   } else {
     a.nprocs = ta_scan(a.procs, UI_PICKER_MAX);
     if (a.nprocs == 0) {
-      char dirs[4][256];
-      size_t nd = ta_socket_dirs(dirs, 4);
+      char dirs[TSC_MAX_SOCKET_DIRS][TSC_DIR_MAX], looked[600];
+      size_t nd = tsc_socket_dirs((unsigned)getuid(), dirs, TSC_MAX_SOCKET_DIRS);
+      tsc_dirs_text(dirs, nd, looked, sizeof looked);
       fprintf(stderr,
               "taskscope-top: cannot attach: no instrumented process is running (no sockets in "
-              "%s/%s%s%s); start one linked with libtaskscope, or pass a PID or socket path\n",
-              dirs[0], nd > 1 ? " or " : "", nd > 1 ? dirs[1] : "", nd > 1 ? "/" : "");
+              "%s); start one linked with libtaskscope, or pass a PID or socket path\n",
+              looked);
       return EXIT_ATTACH;
     }
     if (a.nprocs == 1) {

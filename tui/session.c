@@ -37,9 +37,8 @@ static void set_state(ts_sess *s, ts_sess_state st, double now) {
   s->since_ms = now;
 }
 
-static void go_down(ts_sess *s, ts_sess_fail why, double now, const char *fmt, const char *arg) {
+static void go_down(ts_sess *s, double now, const char *fmt, const char *arg) {
   tp_close(&s->peer);
-  s->fail = why;
   snprintf(s->err, sizeof s->err, fmt, arg);
   set_state(s, TS_SESS_DOWN, now);
   s->next_retry_ms = now + RETRY_MS;
@@ -63,13 +62,9 @@ void ts_sess_connect(ts_sess *s, double now) {
     st = tp_connect(&s->peer, s->path);
   }
   if (st != TP_OK) {
-    ts_sess_fail f = st == TP_NOENT ? TS_FAIL_NOENT
-                     : st == TP_REFUSED ? TS_FAIL_REFUSED
-                     : st == TP_PERM    ? TS_FAIL_PERM
-                                        : TS_FAIL_OTHER;
     char err[sizeof s->peer.err];
     memcpy(err, s->peer.err, sizeof err);
-    go_down(s, f, now, "%s", err);
+    go_down(s, now, "%s", err);
     return;
   }
   set_state(s, TS_SESS_HELLO, now);
@@ -90,53 +85,44 @@ static void send_subscribe(ts_sess *s) {
 
 /* The server's hello: protocol and version checked, our hello and the subscription sent. */
 static int on_hello(ts_sess *s, json_t *m, double now) {
-  const char *type = json_string_value(json_object_get(m, "type"));
-  const char *proto = json_string_value(json_object_get(m, "protocol"));
-  json_t *ver = json_object_get(m, "version");
+  tsc_hello h;
   char buf[256];
-  if (type && strcmp(type, "error") == 0) {
-    const char *code = json_string_value(json_object_get(m, "code"));
-    const char *msg = json_string_value(json_object_get(m, "message"));
-    snprintf(buf, sizeof buf, "%s", msg ? msg : "");
-    if (code && strcmp(code, "busy") == 0) {
-      go_down(s, TS_FAIL_BUSY, now, "the process is busy (too many inspectors attached): %s", buf);
-      return -1;
-    }
-    if (code && strcmp(code, "version_mismatch") == 0) {
-      go_down(s, TS_FAIL_VERSION, now,
-              "version mismatch: %s (taskscope-top " TASKSCOPE_VERSION " speaks protocol 1)", buf);
-      return -1;
-    }
-    go_down(s, TS_FAIL_PROTOCOL, now, "the process refused the connection: %s", buf);
+  switch (tsc_hello_parse(m, &h)) {
+  case TSC_HELLO_OK: break;
+  case TSC_HELLO_REFUSED:
+    snprintf(buf, sizeof buf, "%s", h.message);
+    if (strcmp(h.code, "busy") == 0)
+      go_down(s, now, "the process is busy (too many inspectors attached): %s", buf);
+    else if (strcmp(h.code, "version_mismatch") == 0)
+      go_down(s, now, "version mismatch: %s (taskscope-top " TASKSCOPE_VERSION " speaks protocol 1)",
+              buf);
+    else
+      go_down(s, now, "the process refused the connection: %s", buf);
     return -1;
-  }
-  if (!type || strcmp(type, "hello") != 0 || !proto || strcmp(proto, "taskscope") != 0) {
-    go_down(s, TS_FAIL_PROTOCOL, now,
+  case TSC_HELLO_FOREIGN:
+    go_down(s, now,
             "%s is not a taskscope inspector socket (its first message is not a taskscope hello)",
             s->path);
     return -1;
-  }
-  if (!json_is_integer(ver) || json_integer_value(ver) != TS_PROTOCOL_VERSION) {
+  case TSC_HELLO_VERSION:
     snprintf(buf, sizeof buf,
              "version mismatch: the process speaks inspector protocol %lld, taskscope-top "
              TASKSCOPE_VERSION " speaks protocol %d",
-             json_is_integer(ver) ? (long long)json_integer_value(ver) : -1LL,
-             TS_PROTOCOL_VERSION);
-    s->server_version = json_is_integer(ver) ? json_integer_value(ver) : -1;
-    go_down(s, TS_FAIL_VERSION, now, "%s", buf);
+             h.version, TS_PROTOCOL_VERSION);
+    go_down(s, now, "%s", buf);
+    return -1;
+  case TSC_HELLO_BAD_VERSION:
+  case TSC_HELLO_BAD_PID:
+    go_down(s, now, "%s sent a malformed hello (its version or pid is not an integer)", s->path);
     return -1;
   }
-  s->server_version = TS_PROTOCOL_VERSION;
-  s->pid = json_is_integer(json_object_get(m, "pid")) ? json_integer_value(json_object_get(m, "pid"))
-                                                     : 0;
-  const char *prog = json_string_value(json_object_get(m, "program"));
-  snprintf(s->program, sizeof s->program, "%s", prog ? prog : "?");
+  s->pid = h.pid;
+  snprintf(s->program, sizeof s->program, "%s", *h.program ? h.program : "?");
   for (char *p = s->program; *p; p++)
     if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
-  json_t *h = json_pack("{s:s, s:i, s:s}", "type", "hello", "version", TS_PROTOCOL_VERSION,
-                        "client", "taskscope-top " TASKSCOPE_VERSION);
-  tp_send(&s->peer, h);
-  json_decref(h);
+  json_t *reply = tsc_hello_reply("taskscope-top " TASKSCOPE_VERSION);
+  tp_send(&s->peer, reply);
+  json_decref(reply);
   send_subscribe(s);
   set_state(s, TS_SESS_SUBSCRIBING, now);
   return 0;
@@ -153,7 +139,7 @@ int ts_sess_io(ts_sess *s, short revents, double now, size_t budget,
     if (tp_flush(&s->peer) < 0) {
       char err[sizeof s->peer.err];
       memcpy(err, s->peer.err, sizeof err);
-      go_down(s, TS_FAIL_CLOSED, now, "%s", err);
+      go_down(s, now, "%s", err);
       return 1;
     }
   }
@@ -166,7 +152,7 @@ int ts_sess_io(ts_sess *s, short revents, double now, size_t budget,
     if (k < 0) {
       char err[sizeof s->peer.err];
       memcpy(err, s->peer.err, sizeof err);
-      go_down(s, TS_FAIL_PROTOCOL, now, "%s", err);
+      go_down(s, now, "%s", err);
       return 1;
     }
     if (s->state == TS_SESS_HELLO) {
@@ -190,14 +176,14 @@ int ts_sess_io(ts_sess *s, short revents, double now, size_t budget,
       char buf[300];
       snprintf(buf, sizeof buf, "%s: %s", code ? code : "error", msg ? msg : "");
       json_decref(m);
-      go_down(s, TS_FAIL_PROTOCOL, now, "the process reported %s", buf);
+      go_down(s, now, "the process reported %s", buf);
       return 1;
     } else if (type && strcmp(type, "error") == 0 && id == s->subscribe_id) {
       const char *msg = json_string_value(json_object_get(m, "message"));
       char buf[300];
       snprintf(buf, sizeof buf, "%s", msg ? msg : "?");
       json_decref(m);
-      go_down(s, TS_FAIL_PROTOCOL, now, "the subscription was refused: %s", buf);
+      go_down(s, now, "the subscription was refused: %s", buf);
       return 1;
     }
     on_msg(ctx, m);
@@ -206,11 +192,11 @@ int ts_sess_io(ts_sess *s, short revents, double now, size_t budget,
   if (r < 0 || s->peer.eof) {
     char err[sizeof s->peer.err];
     memcpy(err, s->peer.err, sizeof err);
-    go_down(s, before == TS_SESS_HELLO ? TS_FAIL_CLOSED : TS_FAIL_CLOSED, now, "%s", err);
+    go_down(s, now, "%s", err);
     return 1;
   }
   if (s->state == TS_SESS_HELLO && now - s->since_ms > HELLO_TIMEOUT_MS) {
-    go_down(s, TS_FAIL_PROTOCOL, now, "%s sent no hello within 5 s (is it a taskscope socket?)",
+    go_down(s, now, "%s sent no hello within 5 s (is it a taskscope socket?)",
             s->path);
     return 1;
   }

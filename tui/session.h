@@ -15,15 +15,11 @@
 #define TASKSCOPE_TUI_SESSION_H
 
 #include "attach.h"
+#include "hello.h" /* TS_PROTOCOL_VERSION, the hello exchange (shared with the CLI) */
 #include "peer.h"
 
 #include <jansson.h>
 #include <stdint.h>
-
-#define TS_PROTOCOL_VERSION 1
-#ifndef TASKSCOPE_VERSION
-#define TASKSCOPE_VERSION "0.0.0"
-#endif
 
 typedef enum ts_sess_state {
   TS_SESS_DOWN,
@@ -32,29 +28,14 @@ typedef enum ts_sess_state {
   TS_SESS_LIVE,
 } ts_sess_state;
 
-/* Why the last attempt failed (for the exit status and message of the first attach). */
-typedef enum ts_sess_fail {
-  TS_FAIL_NONE,
-  TS_FAIL_NOENT,   /* the socket is gone */
-  TS_FAIL_REFUSED, /* nothing listens */
-  TS_FAIL_PERM,
-  TS_FAIL_VERSION,
-  TS_FAIL_PROTOCOL, /* not a taskscope socket, or malformed messages */
-  TS_FAIL_BUSY,
-  TS_FAIL_CLOSED,
-  TS_FAIL_OTHER,
-} ts_sess_fail;
-
 typedef struct ts_sess {
   tp_peer peer;
   ts_sess_state state;
-  ts_sess_fail fail;
   char path[TA_PATH_MAX];
   int by_pid;          /* attached by PID: may follow a restarted program */
   int interval_ms;     /* subscription interval */
   int64_t pid;         /* from the server's hello */
   char program[64];    /* from the server's hello */
-  int64_t server_version;
   int64_t next_id;
   int64_t subscribe_id; /* the id of the current subscribe request */
   int64_t connects;     /* successful subscriptions so far */

@@ -176,20 +176,6 @@ static size_t next_char(const char *s, size_t len, mbstate_t *st, wchar_t *wc, i
   return k;
 }
 
-int ui_width(const char *s) {
-  mbstate_t st;
-  memset(&st, 0, sizeof st);
-  size_t len = strlen(s);
-  int total = 0;
-  while (len > 0) {
-    wchar_t wc;
-    int w;
-    size_t k = next_char(s, len, &st, &wc, &w);
-    s += k, len -= k, total += w;
-  }
-  return total;
-}
-
 int ui_put(int y, int x, const char *s, int w, int attr) {
   if (w <= 0 || !s) return 0;
   wchar_t buf[512];
@@ -236,22 +222,6 @@ void ui_glyphs_set(int utf8) {
   } else {
     ui_g = (ui_glyphs){"|  ", "|- ", "`- ", "   ", "> ", {0}, "*", "o", "-"};
     memcpy(ui_g.spark, spark_a, sizeof spark_a);
-  }
-}
-
-void ui_fmt_dur(double ms, char *out, size_t n) {
-  if (isnan(ms) || ms < 0) {
-    snprintf(out, n, "-");
-  } else if (ms < 1000) {
-    snprintf(out, n, "%.0fms", ms);
-  } else if (ms < 60e3) {
-    snprintf(out, n, "%.1fs", ms / 1e3);
-  } else if (ms < 3600e3) {
-    long s = (long)(ms / 1e3);
-    snprintf(out, n, "%ldm%02lds", s / 60, s % 60);
-  } else {
-    long m = (long)(ms / 60e3);
-    snprintf(out, n, "%ldh%02ldm", m / 60, m % 60);
   }
 }
 

@@ -11,6 +11,7 @@
 #define TASKSCOPE_TUI_UI_H
 
 #include "attach.h"
+#include "fmt.h" /* tsc_fmt_duration, tsc_leak_headline (shared with the CLI) */
 #include "model.h"
 #include "replay.h"
 #include "session.h"
@@ -155,8 +156,6 @@ int ui_state_attr(tm_state s);
 int ui_put(int y, int x, const char *s, int w, int attr);
 /* Pads the rest of a row with spaces in attr, from x to the right edge. */
 void ui_fill(int y, int x, int attr);
-/* Display width of s. */
-int ui_width(const char *s);
 
 /* Glyphs (UTF-8 or ASCII). */
 typedef struct ui_glyphs {
@@ -166,14 +165,12 @@ extern ui_glyphs ui_g;
 void ui_glyphs_set(int utf8);
 
 /* Formatting. */
-void ui_fmt_dur(double ms, char *out, size_t n); /* "850ms", "12.3s", "4m05s", "2h10m" */
 void ui_fmt_awaiting(const tm_model *m, const tm_task *t, char *out, size_t n);
 
 /* app.c */
 void ui_set_status(app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ui_open_detail(app *a, int64_t id);
 void ui_request_where(app *a);
-void ui_set_view(app *a, ui_view_id v);
 void ui_set_paused(app *a, int paused);
 /* Keeps a cursor in [0, n) and the selection within h rows. */
 void ui_cursor_fix(ui_cursor *c, long n, long h);

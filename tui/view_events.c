@@ -36,7 +36,8 @@ static void events_draw(app *a, int y0, int h) {
     int base = sel ? ui_attr(R_SELECTED) : (int)A_NORMAL;
     if (sel) ui_fill(y, 0, base);
     char when[32] = "earlier";
-    if (!isnan(e->time_ms) && !isnan(m->time_ms)) ui_fmt_dur(m->time_ms - e->time_ms, when, 32);
+    if (!isnan(e->time_ms) && !isnan(m->time_ms))
+      tsc_fmt_duration(when, sizeof when, m->time_ms - e->time_ms);
     char line[128];
     snprintf(line, sizeof line, "%9.9s  ", when);
     x = ui_put(y, 0, line, a->cols, base);

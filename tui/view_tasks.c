@@ -107,10 +107,10 @@ static void draw_row(app *a, int y, const tm_row *r, int selected) {
   put_col(y, &x, tm_state_name(t->state), W_STATE, 0,
           selected ? base : (dim ? dim : ui_state_attr(t->state)));
   double age = isnan(m->time_ms) ? NAN : m->time_ms - t->created_ms;
-  ui_fmt_dur(age, buf, sizeof buf);
+  tsc_fmt_duration(buf, sizeof buf, age);
   put_col(y, &x, buf, W_AGE, 1, base | dim);
   if (m->have_busy) {
-    ui_fmt_dur(t->busy_ms, buf, sizeof buf);
+    tsc_fmt_duration(buf, sizeof buf, t->busy_ms);
     put_col(y, &x, buf, W_BUSY, 1, base | dim);
   }
   snprintf(buf, sizeof buf, "%lld", (long long)t->switches);

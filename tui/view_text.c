@@ -76,12 +76,15 @@ static void add_frames(doc *d, json_t *frames, const char *indent) {
   json_t *f;
   json_array_foreach(frames, i, f) {
     const char *ip = js(f, "ip"), *fn = js(f, "function"), *file = js(f, "file");
+    const char *module = js(f, "module");
     json_t *line = json_object_get(f, "line");
     char where[600] = "";
-    if (file && json_is_integer(line))
+    if (file && json_is_integer(line) && json_integer_value(line) > 0)
       snprintf(where, sizeof where, " at %s:%lld", file, (long long)json_integer_value(line));
     else if (file)
       snprintf(where, sizeof where, " at %s", file);
+    else if (module) /* as the CLI and the runtime's report: the module of an unknown frame */
+      snprintf(where, sizeof where, " (%s)", module);
     add(d, (int)A_NORMAL, "%s#%zu %s in %s%s", indent, i, ip ? ip : "0x?", fn ? fn : "??", where);
   }
 }
@@ -117,18 +120,18 @@ static void detail_draw(app *a, int y0, int h) {
     add(&d, (int)A_NORMAL, "  parent      %s", buf);
     add(&d, (int)A_NORMAL, "  runtime     %lld", (long long)t->runtime);
     double now = m->time_ms;
-    ui_fmt_dur(now - t->created_ms, tmp, sizeof tmp);
+    tsc_fmt_duration(tmp, sizeof tmp, now - t->created_ms);
     char fr[64] = "-";
     if (!isnan(t->first_run_ms) && !isnan(t->created_ms))
-      ui_fmt_dur(t->first_run_ms - t->created_ms, fr, sizeof fr);
+      tsc_fmt_duration(fr, sizeof fr, t->first_run_ms - t->created_ms);
     add(&d, (int)A_NORMAL, "  age         %s   (created at %.0f ms; first run %s after)", tmp,
         t->created_ms, fr);
     char busy[32];
-    ui_fmt_dur(t->busy_ms, busy, sizeof busy);
+    tsc_fmt_duration(busy, sizeof busy, t->busy_ms);
     add(&d, (int)A_NORMAL, "  switches    %lld   busy %s", (long long)t->switches,
         m->have_busy ? busy : "(not reported by this server)");
     if (!t->live) {
-      ui_fmt_dur(t->finished_ms - t->created_ms, tmp, sizeof tmp);
+      tsc_fmt_duration(tmp, sizeof tmp, t->finished_ms - t->created_ms);
       add(&d, t->state == TM_FAILED ? ui_attr(R_BAD) : (int)A_NORMAL,
           "  finished    %s at %.0f ms (lived %s)%s%s%s", tm_state_name(t->state),
           t->finished_ms, tmp, t->error_name ? ", error " : "",
@@ -224,15 +227,14 @@ const ui_view_class ui_view_detail = {"Task detail", detail_draw, detail_keys};
 /* event record                                                                                */
 /* ------------------------------------------------------------------------------------------ */
 
-static const char *leak_headline(const char *kind, const char *reason) {
-  if (!kind) return "Leak record";
-  if (strcmp(kind, "destroyed_pending") == 0)
-    return reason && strstr(reason, "stranded")
-               ? "Task is stranded: nothing can ever complete what it awaits"
-               : "Task was destroyed but it is pending!";
-  if (strcmp(kind, "unretrieved_error") == 0) return "Task exception was never retrieved";
-  if (strcmp(kind, "pending") == 0) return "Task is still pending";
-  return kind;
+/* The record's headline as the runtime's report writes it, then its kind when not in it. */
+static void add_leak_headline(doc *d, const char *kind, const char *reason) {
+  const char *h = tsc_leak_headline(kind, reason);
+  if (!h) h = kind && strcmp(kind, "pending") == 0 ? "Task is still pending" : "Leak record";
+  if (kind && !strstr(h, kind))
+    add(d, ui_attr(R_BAD), "%s (%s)", h, kind);
+  else
+    add(d, ui_attr(R_BAD), "%s", h);
 }
 
 static void event_draw(app *a, int y0, int h) {
@@ -250,12 +252,12 @@ static void event_draw(app *a, int y0, int h) {
   json_t *j = e->json;
   char when[64] = "before the inspector attached";
   if (!isnan(e->time_ms) && !isnan(m->time_ms)) {
-    ui_fmt_dur(m->time_ms - e->time_ms, when, sizeof when);
+    tsc_fmt_duration(when, sizeof when, m->time_ms - e->time_ms);
     strncat(when, " ago", sizeof when - strlen(when) - 1);
   }
   if (e->kind == TM_EV_LEAK) {
     json_t *task = json_object_get(j, "task");
-    add(&d, ui_attr(R_BAD), "%s (%s)", leak_headline(e->what, js(j, "reason")), e->what);
+    add_leak_headline(&d, e->what, js(j, "reason"));
     add(&d, (int)A_NORMAL, "  task        %lld \"%s\"", (long long)e->task_id,
         e->task_name ? e->task_name : "?");
     json_t *chain = json_object_get(j, "chain");

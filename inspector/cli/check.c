@@ -24,6 +24,8 @@
 #include "check.h"
 
 #include "cli.h"
+#include "fmt.h"  /* tsc_leak_headline */
+#include "text.h" /* ts_xrealloc, ts_xstrdup, ts_xasprintf */
 
 /* The runtime's suppression parser and glob (libtaskscope's internal header). */
 #include "leak.h"
@@ -47,10 +49,6 @@
 
 extern char **environ;
 
-#ifndef TASKSCOPE_VERSION
-#define TASKSCOPE_VERSION "0.0.0"
-#endif
-
 #define GRACE_MS 2000        /* how long orphaned descendants get after CMD exits */
 #define IDS_SHOWN 8          /* task ids listed per process in a group's header */
 #define PROCS_SHOWN 8        /* processes listed in a group's header */
@@ -68,9 +66,10 @@ const char *ck_kind_name(int kind) {
   return kind >= 0 && kind < CK_KINDS ? kind_names[kind] : NULL;
 }
 
-static int kind_from_name(const char *s) {
-  for (int k = 0; k < CK_KINDS; k++)
-    if (s && strcmp(s, kind_names[k]) == 0) return k;
+/* The kind named by the first len bytes of s, or -1. */
+static int kind_from_name(const char *s, size_t len) {
+  for (int k = 0; k < CK_KINDS && s; k++)
+    if (strlen(kind_names[k]) == len && strncmp(s, kind_names[k], len) == 0) return k;
   return -1;
 }
 
@@ -89,45 +88,27 @@ static void *xcalloc(size_t n, size_t size) {
   return p;
 }
 
-static void *xrealloc(void *p, size_t n) {
-  p = realloc(p, n ? n : 1);
-  if (!p) oom();
-  return p;
-}
-
 /* For an array of n elements about to get one more: capacities 16, 32, 64... (n is the count;
  * the capacity is implied by it). */
 static void *grow(void *p, size_t n, size_t elem) {
-  if (n == 0) return xrealloc(p, 16 * elem);
-  if (n >= 16 && (n & (n - 1)) == 0) return xrealloc(p, 2 * n * elem);
+  if (n == 0) return ts_xrealloc(p, 16 * elem);
+  if (n >= 16 && (n & (n - 1)) == 0) return ts_xrealloc(p, 2 * n * elem);
   return p;
 }
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s ? s : "");
-  if (!d) oom();
-  return d;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  int n = vasprintf(&s, fmt, ap);
-  va_end(ap);
-  if (n < 0) oom();
-  return s;
+/* "taskscope check: <message>" on stderr. */
+static void vmsg(const char *fmt, va_list ap) {
+  fflush(stdout);
+  fputs("taskscope check: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
 }
 
 static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void msg(const char *fmt, ...) {
-  fflush(stdout);
   va_list ap;
   va_start(ap, fmt);
-  fputs("taskscope check: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vmsg(fmt, ap);
   va_end(ap);
 }
 
@@ -264,7 +245,7 @@ static void read_stack(json_t *rec, const char *key, ck_stack *st) {
 
 static void add_leak(ck_run *r, size_t proc, json_t *rec) {
   const char *kind = jstr(rec, "kind");
-  int k = kind_from_name(kind);
+  int k = kind_from_name(kind, kind ? strlen(kind) : 0);
   if (k < 0) {
     msg("%s: skipping a record of unknown kind '%s'", r->procs[proc].path, kind ? kind : "?");
     return;
@@ -316,7 +297,7 @@ static int read_report(ck_run *r, const char *path, int pid) {
   char *buf = NULL;
   size_t len = 0, cap = 0, got;
   do {
-    if (cap - len < 65536) buf = xrealloc(buf, cap = cap ? cap * 2 : 262144);
+    if (cap - len < 65536) buf = ts_xrealloc(buf, cap = cap ? cap * 2 : 262144);
     got = fread(buf + len, 1, cap - len, f);
     len += got;
   } while (got > 0);
@@ -354,7 +335,7 @@ static int read_report(ck_run *r, const char *path, int pid) {
   p->program = jstr(doc, "program");
   if (!p->program) p->program = "?";
   p->when = jstr(doc, "when");
-  p->path = xstrdup(path);
+  p->path = ts_xstrdup(path);
   p->doc = doc;
   json_t *leaks = json_object_get(doc, "leaks");
   size_t i;
@@ -404,13 +385,13 @@ static void read_reports(ck_run *r, const char *dir) {
     if (pid < 0) continue;
     v = grow(v, n, sizeof *v);
     v[n].pid = pid;
-    v[n].name = xstrdup(e->d_name);
+    v[n].name = ts_xstrdup(e->d_name);
     n++;
   }
   closedir(d);
   if (n) qsort(v, n, sizeof *v, cmp_named);
   for (size_t i = 0; i < n; i++) {
-    char *path = xasprintf("%s/%s", dir, v[i].name);
+    char *path = ts_xasprintf("%s/%s", dir, v[i].name);
     if (read_report(r, path, v[i].pid) != 0) r->unreadable++;
     free(path);
     free(v[i].name);
@@ -674,7 +655,7 @@ static void make_groups(ck_run *r) {
     if (!found) {
       if (r->ngroups == cap) {
         cap = cap ? cap * 2 : 16;
-        r->groups = xrealloc(r->groups, cap * sizeof *r->groups);
+        r->groups = ts_xrealloc(r->groups, cap * sizeof *r->groups);
       }
       gi = r->ngroups++;
       ck_group *g = &r->groups[gi];
@@ -705,14 +686,14 @@ static void make_groups(ck_run *r) {
     ck_group *g = &r->groups[i];
     const ck_leak *l = &r->leaks[g->rep];
     if (g->counted) r->counted_groups++;
-    char *t = xasprintf("%s: %s", ck_kind_name(l->kind), *l->task_name ? l->task_name : "(unnamed)");
+    char *t = ts_xasprintf("%s: %s", ck_kind_name(l->kind), *l->task_name ? l->task_name : "(unnamed)");
     int n = 1;
     for (size_t j = 0; j < i; j++)
       if (strncmp(r->groups[j].title, t, strlen(t)) == 0 &&
           (r->groups[j].title[strlen(t)] == '\0' || r->groups[j].title[strlen(t)] == ' '))
         n++;
     if (n > 1) {
-      char *u = xasprintf("%s (%d)", t, n);
+      char *u = ts_xasprintf("%s (%d)", t, n);
       free(t);
       t = u;
     }
@@ -726,19 +707,12 @@ static void make_groups(ck_run *r) {
 
 const char *ck_group_headline(const ck_run *r, const ck_group *g) {
   const ck_leak *l = &r->leaks[g->rep];
-  switch (l->kind) {
-  case CK_DESTROYED_PENDING:
-    if (l->reason && strncmp(l->reason, "stranded", 8) == 0)
-      return "Task is stranded: nothing can ever complete what it awaits (destroyed_pending)";
-    return "Task was destroyed but it is pending!";
-  case CK_UNRETRIEVED_ERROR: return "Task exception was never retrieved";
-  default: {
-    const char *when = r->procs[l->proc].when;
-    if (when && strcmp(when, "check") == 0) return "Task is still pending at check";
-    if (when && strcmp(when, "runtime close") == 0) return "Task is still pending at runtime close";
-    return "Task is still pending at process exit";
-  }
-  }
+  const char *h = tsc_leak_headline(ck_kind_name(l->kind), l->reason);
+  if (h) return h;
+  const char *when = r->procs[l->proc].when;
+  if (when && strcmp(when, "check") == 0) return "Task is still pending at check";
+  if (when && strcmp(when, "runtime close") == 0) return "Task is still pending at runtime close";
+  return "Task is still pending at process exit";
 }
 
 static void put_task(FILE *out, uint64_t id, const char *name) {
@@ -1121,7 +1095,7 @@ static void print_github(FILE *out, const ck_run *r) {
       fputc(',', out);
     }
     fputs("title=", out);
-    char *title = xasprintf("taskscope: %s", ck_group_headline(r, g));
+    char *title = ts_xasprintf("taskscope: %s", ck_group_headline(r, g));
     gh_escape(out, title, 1);
     free(title);
     fputs("::", out);
@@ -1197,7 +1171,7 @@ static char *make_report_dir(void) {
     if (!ok) continue;
     size_t len = strlen(b);
     while (len > 1 && b[len - 1] == '/') len--;
-    char *t = xasprintf("%.*s/taskscope-check.XXXXXX", (int)len, b);
+    char *t = ts_xasprintf("%.*s/taskscope-check.XXXXXX", (int)len, b);
     if (mkdtemp(t)) return t;
     int e = errno;
     if (i == 1 || !bases[1]) {
@@ -1258,7 +1232,7 @@ static int copy_file(const char *from, const char *to) {
 
 /* mkdir -p */
 static int make_dirs(const char *path) {
-  char *p = xstrdup(path);
+  char *p = ts_xstrdup(path);
   for (char *s = p + 1; *s; s++) {
     if (*s != '/') continue;
     *s = '\0';
@@ -1284,8 +1258,8 @@ static void keep_reports(const char *dir, const char *keep) {
   size_t n = 0;
   while ((e = readdir(d))) {
     if (pid_of_report(e->d_name) < 0) continue;
-    char *from = xasprintf("%s/%s", dir, e->d_name);
-    char *to = xasprintf("%s/%s", keep, e->d_name);
+    char *from = ts_xasprintf("%s/%s", dir, e->d_name);
+    char *to = ts_xasprintf("%s/%s", keep, e->d_name);
     if (rename(from, to) != 0 && copy_file(from, to) != 0)
       msg("--keep: cannot keep %s as %s: %s", from, to, strerror(errno));
     else
@@ -1464,12 +1438,9 @@ static const char ck_help_text[] =
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...) {
-  fflush(stdout);
   va_list ap;
   va_start(ap, fmt);
-  fputs("taskscope check: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vmsg(fmt, ap);
   va_end(ap);
   fputs(usage_line, stderr);
   fputs("Run 'taskscope check --help' for more.\n", stderr);
@@ -1488,9 +1459,7 @@ static int parse_kinds(const char *list, unsigned *mask) {
   while (*p) {
     const char *e = strchr(p, ',');
     size_t len = e ? (size_t)(e - p) : strlen(p);
-    int found = -1;
-    for (int k = 0; k < CK_KINDS; k++)
-      if (strlen(kind_names[k]) == len && strncmp(p, kind_names[k], len) == 0) found = k;
+    int found = kind_from_name(p, len);
     if (found < 0)
       return usage_error("--kinds: unknown kind '%.*s' (expected pending, destroyed_pending, "
                          "unretrieved_error)",
@@ -1600,31 +1569,31 @@ static void decide(ck_run *r, const opts *o, char **verdict_owned) {
   int leaks_only = 0;
   if (r->cmd_spawn_errno) {
     r->exit_code = r->cmd_spawn_errno == ENOENT ? 127 : 126;
-    v = xasprintf("FAILED: cannot run %s: %s", r->cmd[0], strerror(r->cmd_spawn_errno));
+    v = ts_xasprintf("FAILED: cannot run %s: %s", r->cmd[0], strerror(r->cmd_spawn_errno));
   } else if (!r->cmd_exited) {
     r->exit_code = 128 + r->cmd_signal;
-    v = xasprintf("FAILED: %s killed by signal %d (%s)", r->cmd[0], r->cmd_signal,
+    v = ts_xasprintf("FAILED: %s killed by signal %d (%s)", r->cmd[0], r->cmd_signal,
                   ck_signal_desc(r->cmd_signal));
   } else if (r->cmd_code != 0) {
     r->exit_code = r->cmd_code;
-    v = xasprintf("FAILED: %s exited with status %d", r->cmd[0], r->cmd_code);
+    v = ts_xasprintf("FAILED: %s exited with status %d", r->cmd[0], r->cmd_code);
   } else if (r->counted) {
     leaks_only = 1;
     r->exit_code = TS_EXIT_LEAKS;
-    v = xasprintf("FAILED: %zu leaked task%s in %zu group%s", r->counted,
+    v = ts_xasprintf("FAILED: %zu leaked task%s in %zu group%s", r->counted,
                   r->counted == 1 ? "" : "s", r->counted_groups, r->counted_groups == 1 ? "" : "s");
   } else if (r->unreadable) {
     r->exit_code = TS_EXIT_ATTACH;
-    v = xasprintf("FAILED: %zu report%s could not be read", r->unreadable,
+    v = ts_xasprintf("FAILED: %zu report%s could not be read", r->unreadable,
                   r->unreadable == 1 ? "" : "s");
   } else if (r->nprocs == 0 && !o->allow_uninstrumented) {
     r->exit_code = TS_EXIT_ATTACH;
-    v = xasprintf("FAILED: no instrumented process reported: is %s linked with libtaskscope? "
+    v = ts_xasprintf("FAILED: no instrumented process reported: is %s linked with libtaskscope? "
                   "(--allow-uninstrumented accepts this)",
                   r->cmd[0]);
   } else {
     r->exit_code = TS_EXIT_OK;
-    v = xasprintf("passed: no leaked tasks%s",
+    v = ts_xasprintf("passed: no leaked tasks%s",
                   r->nprocs == 0 ? " (no instrumented process reported)" : "");
   }
   r->verdict = v;
@@ -1698,7 +1667,7 @@ int taskscope_cmd_check(int argc, char **argv) {
     *d++ = *s;
     if (*s == '%') *d++ = '%';
   }
-  char *env = xasprintf("%s%sreport=%s/report-%%p.json:exitcode=0%s", user ? user : "",
+  char *env = ts_xasprintf("%s%sreport=%s/report-%%p.json:exitcode=0%s", user ? user : "",
                         user && *user ? ":" : "", escaped,
                         o.quiet_processes ? ":report_text=off" : "");
   free(escaped);

@@ -12,12 +12,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#ifndef TASKSCOPE_VERSION
-#define TASKSCOPE_VERSION "0.0.0"
-#endif
-/* The inspector protocol version this client speaks (inspector/PROTOCOL.md). */
-#define TS_PROTOCOL_VERSION 1
+/* TS_PROTOCOL_VERSION, TASKSCOPE_VERSION (inspector/common/hello.h, shared with taskscope-top) */
+#include "hello.h"
 #define TS_DEFAULT_TIMEOUT_MS 5000
+#define TS_MAX_TIMEOUT_MS 86400e3 /* --timeout: 1 ms .. 24 h */
 
 /* Exit codes, the documented contract (DESIGN.md). */
 enum {
@@ -82,6 +80,9 @@ int ts_cmd_ps(ts_ctx *ctx);
 int ts_cmd_tree(ts_ctx *ctx);
 int ts_cmd_where(ts_ctx *ctx);
 int ts_cmd_leaks(ts_ctx *ctx);
+
+/* "5", "0.5", "2.5s", "500ms" -> milliseconds (> 0); -1 when invalid (--timeout, --duration). */
+double ts_parse_seconds(const char *s);
 
 /* Prints "taskscope: <message>" on stderr and returns `code` (an exit code). */
 int ts_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

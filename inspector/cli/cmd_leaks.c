@@ -189,14 +189,8 @@ static void put_stack(const ts_term *t, const char *title, json_t *frames, int a
   ts_print_frames(stdout, t, frames, "    ");
 }
 
-static const char *headline(const char *kind) {
-  if (strcmp(kind, "destroyed_pending") == 0) return "Task was destroyed but it is pending!";
-  if (strcmp(kind, "unretrieved_error") == 0) return "Task exception was never retrieved";
-  return NULL;
-}
-
 static void put_group(const ts_term *t, const group *g, const leak *l, const char *when) {
-  const char *h = headline(l->kind);
+  const char *h = tsc_leak_headline(l->kind, l->reason);
   printf("%staskscope: ", ts_sgr(t, TS_SGR_BOLD_RED));
   if (h)
     fputs(h, stdout);

@@ -6,7 +6,6 @@
 #include "target.h"
 #include "text.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,25 +32,13 @@ static int cmp_entry(const void *a, const void *b) {
   return strcmp(x->path, y->path);
 }
 
-/* Whether name is "<digits>.sock"; stores the pid. */
-static int socket_name(const char *name, int *pid) {
-  const char *dot = strrchr(name, '.');
-  if (!dot || strcmp(dot, ".sock") != 0 || dot == name) return 0;
-  char digits[16];
-  size_t n = (size_t)(dot - name);
-  if (n >= sizeof digits) return 0;
-  memcpy(digits, name, n);
-  digits[n] = '\0';
-  return ts_parse_pid(digits, pid) == 0;
-}
-
 static void scan_dir(const char *dir, entry **es, size_t *n, size_t *cap) {
   DIR *d = opendir(dir);
   if (!d) return;
   struct dirent *e;
   while ((e = readdir(d))) {
     int pid;
-    if (!socket_name(e->d_name, &pid)) continue;
+    if (!tsc_socket_file_pid(e->d_name, &pid)) continue;
     char *path = ts_xasprintf("%s/%s", dir, e->d_name);
     struct stat st;
     if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode)) {
@@ -84,7 +71,7 @@ static const char *short_reason(ts_conn_status st, const ts_conn *c) {
 }
 
 static void probe(const ts_ctx *ctx, entry *e) {
-  if (!ts_process_exists(e->pid)) {
+  if (!tsc_process_exists(e->pid)) {
     e->status = "stale";
     e->note = ts_xstrdup("stale: process gone");
     e->error = ts_xasprintf("stale socket %s: process %d is gone", e->path, e->pid);
@@ -132,7 +119,7 @@ static json_t *num_or_null(long long v) {
   return v >= 0 ? json_integer(v) : json_null();
 }
 
-static int print_json(char dirs[][256], size_t nd, entry *es, size_t n) {
+static int print_json(char dirs[][TSC_DIR_MAX], size_t nd, entry *es, size_t n) {
   json_t *jd = json_array();
   for (size_t i = 0; i < nd; i++) json_array_append_new(jd, json_string(dirs[i]));
   json_t *jp = json_array();
@@ -151,12 +138,12 @@ static int print_json(char dirs[][256], size_t nd, entry *es, size_t n) {
   return rc;
 }
 
-static void print_table(const ts_ctx *ctx, char dirs[][256], size_t nd, entry *es, size_t n) {
+static void print_table(const ts_ctx *ctx, char dirs[][TSC_DIR_MAX], size_t nd, entry *es, size_t n) {
   const ts_term *t = &ctx->term;
   if (n == 0) {
-    printf("no taskscope processes found (looked in ");
-    for (size_t i = 0; i < nd; i++) printf("%s%s/", i ? ", " : "", dirs[i]);
-    printf(")\n");
+    char looked[600];
+    tsc_dirs_text(dirs, nd, looked, sizeof looked);
+    printf("no taskscope processes found (looked in %s)\n", looked);
     return;
   }
   static const char *const heads[] = {"PID", "PROGRAM", "TASKS", "WAITING", "LEAKS", "SOCKET",
@@ -187,8 +174,8 @@ static void print_table(const ts_ctx *ctx, char dirs[][256], size_t nd, entry *e
 }
 
 int ts_cmd_list(ts_ctx *ctx) {
-  char dirs[TS_MAX_SOCKET_DIRS][256];
-  size_t nd = ts_socket_dirs((unsigned)getuid(), dirs, TS_MAX_SOCKET_DIRS);
+  char dirs[TSC_MAX_SOCKET_DIRS][TSC_DIR_MAX];
+  size_t nd = tsc_socket_dirs((unsigned)getuid(), dirs, TSC_MAX_SOCKET_DIRS);
   entry *es = NULL;
   size_t n = 0, cap = 0;
   for (size_t i = 0; i < nd; i++) scan_dir(dirs[i], &es, &n, &cap);

@@ -109,7 +109,7 @@ static void print_header(const ts_ctx *ctx, const ts_snapshot *s, long long pid)
     printf("%swarning%s", ts_sgr(t, TS_SGR_YELLOW), t->color ? TS_SGR_RESET : "");
     if (json_is_number(tm) && isfinite(s->time_ms)) {
       char ago[32];
-      ts_fmt_duration(ago, sizeof ago, s->time_ms - json_number_value(tm));
+      tsc_fmt_duration(ago, sizeof ago, s->time_ms - json_number_value(tm));
       printf(" (%s ago)", ago);
     }
     fputs(": ", stdout);
@@ -131,7 +131,7 @@ static void print_table(const ts_ctx *ctx, const ts_snapshot *s) {
     else
       ts_table_cell(tb, TS_SGR_DIM, "-");
     ts_table_cell(tb, ts_state_sgr(t->state), t->state);
-    ts_fmt_duration(buf, sizeof buf, age_ms(s, t));
+    tsc_fmt_duration(buf, sizeof buf, age_ms(s, t));
     ts_table_cell(tb, NULL, buf);
     ts_table_cellf(tb, NULL, "%lld", t->switches);
     ts_fmt_awaiting(t, buf, sizeof buf);

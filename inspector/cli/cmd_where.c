@@ -21,19 +21,10 @@ static int is_id(const char *s) {
   return 1;
 }
 
-static int take_snapshot(ts_conn *c, ts_snapshot *s) {
-  json_t *ans;
-  int rc = ts_request(c, json_pack("{s:s}", "type", "snapshot"), "snapshot", &ans);
-  if (rc) return rc;
-  char err[400];
-  if (ts_snapshot_parse(ans, s, err, sizeof err) != 0) return ts_malformed(c, err);
-  return 0;
-}
-
 /* TASK given by name: the one live task with that name. */
 static int resolve_name(const ts_ctx *ctx, ts_conn *c, const char *name, long long *id) {
   ts_snapshot s;
-  int rc = take_snapshot(c, &s);
+  int rc = ts_take_snapshot(c, &s);
   if (rc) return rc;
   size_t n = 0;
   long long ids[IDS_SHOWN];
@@ -71,7 +62,7 @@ static int resolve_name(const ts_ctx *ctx, ts_conn *c, const char *name, long lo
 /* The server says no live task has that id: say whether it finished. */
 static int no_such_task(ts_conn *c, long long id) {
   ts_snapshot s;
-  if (take_snapshot(c, &s) != 0) return ts_fail(TS_EXIT_USAGE, "no live task %lld", id);
+  if (ts_take_snapshot(c, &s) != 0) return ts_fail(TS_EXIT_USAGE, "no live task %lld", id);
   const ts_finished *f = ts_snapshot_finished(&s, id);
   int rc;
   if (f) {
@@ -80,7 +71,7 @@ static int no_such_task(ts_conn *c, long long id) {
     char when[64] = "";
     if (isfinite(s.time_ms) && isfinite(f->finished_ms)) {
       char ago[32];
-      ts_fmt_duration(ago, sizeof ago, s.time_ms - f->finished_ms);
+      tsc_fmt_duration(ago, sizeof ago, s.time_ms - f->finished_ms);
       snprintf(when, sizeof when, " %s ago", ago);
     }
     rc = ts_fail(TS_EXIT_USAGE, "task %lld \"%s\" is not live: it finished%s (%s%s%s)", id, name,
@@ -146,17 +137,7 @@ static int print_answer(const ts_ctx *ctx, ts_conn *c, json_t *ans) {
   ts_task task = {.name = "", .state = "?"};
   if (!v.failed) {
     ts_jv_at(&v, "where.task");
-    ts_jv_int(&v, tj, "id", TS_JV_REQUIRED, &task.id);
-    task.has_parent = ts_jv_int(&v, tj, "parent", TS_JV_NULLABLE, &task.parent);
-    ts_jv_str(&v, tj, "name", TS_JV_NULLABLE, &task.name);
-    ts_jv_str(&v, tj, "state", TS_JV_NULLABLE, &task.state);
-    ts_jv_int(&v, tj, "switches", TS_JV_NULLABLE, &task.switches);
-    json_t *aw = ts_jv_obj(&v, tj, "awaiting", TS_JV_NULLABLE);
-    if (aw) {
-      ts_jv_at(&v, "where.task.awaiting");
-      ts_jv_str(&v, aw, "kind", TS_JV_REQUIRED, &task.await_kind);
-      task.await_has_id = ts_jv_int(&v, aw, "id", TS_JV_NULLABLE, &task.await_id);
-    }
+    ts_jv_task(&v, tj, &task);
   }
   if (v.failed) return ts_malformed(c, err);
   int is_running = json_is_true(running) || strcmp(task.state, "running") == 0;
@@ -178,12 +159,16 @@ static int print_answer(const ts_ctx *ctx, ts_conn *c, json_t *ans) {
     printf("%ssuspended at:%s (running now: it has no suspended stack)\n", ts_sgr(t, TS_SGR_BOLD),
            t->color ? TS_SGR_RESET : "");
   } else {
-    char title[64];
-    snprintf(title, sizeof title, "suspended at%s%s%s", method ? " (read by " : "",
-             method ? (strcmp(method, "direct") == 0 ? "the server: the loop is blocked" : method)
-                    : "",
-             method ? ")" : "");
-    if (method && strcmp(method, "loop") == 0) snprintf(title, sizeof title, "suspended at");
+    /* How the stack was read, unless the usual way (on the loop thread). */
+    const char *how = !method || strcmp(method, "loop") == 0 ? NULL
+                      : strcmp(method, "direct") == 0        ? "the server: the loop is blocked"
+                                                             : method;
+    char title[96] = "suspended at";
+    if (how) {
+      char *clean = ts_clean(t, how); /* the server's text */
+      snprintf(title, sizeof title, "suspended at (read by %s)", clean);
+      free(clean);
+    }
     print_stack(t, title, susp);
   }
   print_stack(t, "created at", created);

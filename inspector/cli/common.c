@@ -26,15 +26,18 @@ int ts_malformed(ts_conn *c, const char *what) {
   return TS_EXIT_ATTACH;
 }
 
-int ts_open_snapshot(const ts_ctx *ctx, const char *target, ts_conn *c, ts_snapshot *s) {
-  int rc = ts_attach(ctx, target, c);
-  if (rc) return rc;
+int ts_take_snapshot(ts_conn *c, ts_snapshot *s) {
   json_t *ans;
-  rc = ts_request(c, json_pack("{s:s}", "type", "snapshot"), "snapshot", &ans);
+  int rc = ts_request(c, json_pack("{s:s}", "type", "snapshot"), "snapshot", &ans);
   if (rc) return rc;
   char err[400];
   if (ts_snapshot_parse(ans, s, err, sizeof err) != 0) return ts_malformed(c, err);
   return 0;
+}
+
+int ts_open_snapshot(const ts_ctx *ctx, const char *target, ts_conn *c, ts_snapshot *s) {
+  int rc = ts_attach(ctx, target, c);
+  return rc ? rc : ts_take_snapshot(c, s);
 }
 
 void ts_fmt_awaiting(const ts_task *t, char *buf, size_t n) {

@@ -16,6 +16,10 @@
  * exit code; 0 on success (the caller then owns c and s). */
 int ts_open_snapshot(const ts_ctx *ctx, const char *target, ts_conn *c, ts_snapshot *s);
 
+/* Takes a snapshot on an open connection; on failure prints why, closes c and returns the exit
+ * code; 0 on success (the caller then owns s). */
+int ts_take_snapshot(ts_conn *c, ts_snapshot *s);
+
 /* Sends a request and reports a failure (printing it and closing c); 0 or an exit code. */
 int ts_request(ts_conn *c, json_t *req, const char *want, json_t **answer);
 

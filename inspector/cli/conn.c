@@ -261,46 +261,38 @@ static ts_conn_status read_hello(ts_conn *c) {
                 "own user or root)",
                 c->path);
   if (st) return st;
-  const char *type = str_field(m, "type", "");
-  if (strcmp(type, "error") == 0) {
-    st = error_answer(c, m);
-    json_decref(m);
-    return st;
+  tsc_hello h;
+  switch (tsc_hello_parse(m, &h)) {
+  case TSC_HELLO_OK:
+    c->version = h.version;
+    c->pid = h.pid;
+    c->program = ts_xstrdup(*h.program ? h.program : "?");
+    break;
+  case TSC_HELLO_REFUSED: st = error_answer(c, m); break;
+  case TSC_HELLO_FOREIGN:
+    st = fail(c, TS_CONN_MALFORMED,
+              "malformed answer from %s: its first message is not a taskscope hello (is it a "
+              "taskscope inspector socket?)",
+              c->path);
+    break;
+  case TSC_HELLO_BAD_VERSION:
+    st = fail(c, TS_CONN_MALFORMED, "malformed answer from %s: hello.version is not an integer",
+              c->path);
+    break;
+  case TSC_HELLO_VERSION:
+    c->version = h.version;
+    st = fail(c, TS_CONN_VERSION,
+              "version mismatch: the server at %s speaks inspector protocol %lld, this "
+              "taskscope %s speaks protocol %d; use a taskscope that speaks protocol %lld",
+              c->path, c->version, TASKSCOPE_VERSION, TS_PROTOCOL_VERSION, c->version);
+    break;
+  case TSC_HELLO_BAD_PID:
+    st = fail(c, TS_CONN_MALFORMED, "malformed answer from %s: hello.pid is not an integer",
+              c->path);
+    break;
   }
-  json_t *proto = json_object_get(m, "protocol");
-  json_t *ver = json_object_get(m, "version");
-  json_t *pid = json_object_get(m, "pid");
-  if (strcmp(type, "hello") != 0 || !json_is_string(proto) ||
-      strcmp(json_string_value(proto), "taskscope") != 0) {
-    json_decref(m);
-    return fail(c, TS_CONN_MALFORMED,
-                "malformed answer from %s: its first message is not a taskscope hello (is it a "
-                "taskscope inspector socket?)",
-                c->path);
-  }
-  if (!json_is_integer(ver)) {
-    json_decref(m);
-    return fail(c, TS_CONN_MALFORMED, "malformed answer from %s: hello.version is not an integer",
-                c->path);
-  }
-  c->version = json_integer_value(ver);
-  if (c->version != TS_PROTOCOL_VERSION) {
-    json_decref(m);
-    return fail(c, TS_CONN_VERSION,
-                "version mismatch: the server at %s speaks inspector protocol %lld, this "
-                "taskscope %s speaks protocol %d; use a taskscope that speaks protocol %lld",
-                c->path, c->version, TASKSCOPE_VERSION, TS_PROTOCOL_VERSION, c->version);
-  }
-  if (!json_is_integer(pid)) {
-    json_decref(m);
-    return fail(c, TS_CONN_MALFORMED, "malformed answer from %s: hello.pid is not an integer",
-                c->path);
-  }
-  c->pid = json_integer_value(pid);
-  c->program = ts_xstrdup(str_field(m, "program", "?"));
-  c->server = ts_xstrdup(str_field(m, "server", "?"));
   json_decref(m);
-  return TS_CONN_OK;
+  return st;
 }
 
 static ts_conn_status send_json(ts_conn *c, json_t *msg) {
@@ -324,8 +316,7 @@ ts_conn_status ts_conn_open(ts_conn *c, const char *path, int timeout_ms) {
   ts_conn_status st = do_connect(c, path);
   if (!st) st = read_hello(c);
   if (!st) {
-    json_t *hello = json_pack("{s:s, s:i, s:s}", "type", "hello", "version", TS_PROTOCOL_VERSION,
-                              "client", "taskscope " TASKSCOPE_VERSION);
+    json_t *hello = tsc_hello_reply("taskscope " TASKSCOPE_VERSION);
     if (!hello) st = fail(c, TS_CONN_ERROR, "out of memory");
     else st = send_json(c, hello);
     json_decref(hello);
@@ -410,8 +401,7 @@ void ts_conn_close(ts_conn *c) {
   c->fd = -1;
   free(c->buf);
   free(c->program);
-  free(c->server);
-  c->buf = c->program = c->server = NULL;
+  c->buf = c->program = NULL;
   c->start = c->len = c->cap = c->scanned = 0;
 }
 

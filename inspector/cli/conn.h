@@ -39,7 +39,6 @@ typedef struct ts_conn {
   /* from the server's hello */
   long long pid;
   char *program; /* owned */
-  char *server;  /* owned */
   long long version;
   char path[128];
   char err[512]; /* the last failure, a full sentence without the "taskscope: " prefix */

@@ -84,7 +84,9 @@ static const ts_command commands[] = {
      TS_OPT_JSON | TS_OPT_PENDING, 1, 1, ts_cmd_leaks, NULL},
     {"check", "[OPTIONS] -- CMD [ARGS...]", "run CMD; exit 1 when it leaked tasks", NULL, 0, 0,
      -1, NULL, taskscope_cmd_check},
-    {"record", "PID -o FILE [--duration S]", "record the task stream for taskscope-top --replay", NULL, 0, 0, -1, NULL, taskscope_cmd_record},
+    {"record", "PID -o FILE [--duration S] [--interval MS]",
+     "record the task stream for taskscope-top --replay", NULL, 0, 0, -1, NULL,
+     taskscope_cmd_record},
     {"help", "[COMMAND]", "this help, or a command's", NULL, 0, 0, 1, cmd_help, NULL},
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
@@ -202,20 +204,14 @@ static int cmd_help(ts_ctx *ctx) {
 /* command line                                                                                */
 /* ------------------------------------------------------------------------------------------ */
 
-/* "5", "0.5", "2.5s", "500ms" -> milliseconds (1 .. 24 h); -1 when invalid. */
-static int parse_timeout(const char *s) {
+double ts_parse_seconds(const char *s) {
   char *end;
   errno = 0;
   double v = strtod(s, &end);
-  if (end == s || errno || !isfinite(v)) return -1;
-  if (strcmp(end, "ms") == 0)
-    ;
-  else if (*end == '\0' || strcmp(end, "s") == 0)
-    v *= 1000;
-  else
-    return -1;
-  if (v < 1 || v > 86400e3) return -1;
-  return (int)v;
+  if (end == s || errno || !isfinite(v) || v <= 0) return -1;
+  if (strcmp(end, "ms") == 0) return v;
+  if (*end == '\0' || strcmp(end, "s") == 0) return v * 1000;
+  return -1;
 }
 
 typedef struct parsed {
@@ -262,10 +258,10 @@ static int parse_option(ts_ctx *ctx, parsed *p, int argc, char **argv, int *i) {
       if (*i + 1 >= argc) return ts_usage_error(ctx, "--timeout needs a value (seconds)");
       val = argv[++*i];
     }
-    int ms = parse_timeout(val);
-    if (ms < 0)
+    double ms = ts_parse_seconds(val);
+    if (ms < 1 || ms > TS_MAX_TIMEOUT_MS)
       return ts_usage_error(ctx, "--timeout takes seconds (e.g. 5, 0.5, 500ms), not '%s'", val);
-    ctx->timeout_ms = ms;
+    ctx->timeout_ms = (int)ms;
   } else {
     return ts_usage_error(ctx, "unknown option '%s'", a);
   }

@@ -142,7 +142,7 @@ static int cmp_task(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static void parse_task(ts_jv *v, json_t *o, ts_task *t) {
+void ts_jv_task(ts_jv *v, json_t *o, ts_task *t) {
   *t = (ts_task){.json = o, .name = "", .state = "?", .created_ms = NAN};
   if (!json_is_object(o)) {
     if (!v->failed) {
@@ -275,7 +275,7 @@ int ts_snapshot_parse(json_t *root, ts_snapshot *s, char *err, size_t errlen) {
   s->tasks = ts_xmalloc(s->ntasks * sizeof *s->tasks);
   for (size_t i = 0; i < s->ntasks && !v.failed; i++) {
     ts_jv_at(&v, "tasks[%zu]", i);
-    parse_task(&v, json_array_get(tasks, i), &s->tasks[i]);
+    ts_jv_task(&v, json_array_get(tasks, i), &s->tasks[i]);
   }
   s->nfinished = json_array_size(finished);
   s->finished = ts_xmalloc(s->nfinished * sizeof *s->finished);

@@ -92,6 +92,8 @@ int ts_jv_str(ts_jv *v, json_t *o, const char *key, unsigned flags, const char *
 /* An object or array field: returns it, or NULL when absent/null/wrong (v->failed then). */
 json_t *ts_jv_obj(ts_jv *v, json_t *o, const char *key, unsigned flags);
 json_t *ts_jv_arr(ts_jv *v, json_t *o, const char *key, unsigned flags);
+/* Checks a TASK object (inspector/PROTOCOL.md) into *t (strings borrowed from o). */
+void ts_jv_task(ts_jv *v, json_t *o, ts_task *t);
 /* Checks a FRAME array: objects with a string "ip", and "function"/"file" strings or null,
  * "line" an integer or null. NULL and JSON null are accepted. */
 int ts_jv_frames(ts_jv *v, json_t *frames, const char *what);

@@ -19,7 +19,6 @@
 #include "target.h"
 
 #include <errno.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,21 +69,11 @@ static void usage(FILE *out) {
 static int usage_error(const char *fmt, const char *arg) {
   fputs("taskscope: record: ", stderr);
   fprintf(stderr, fmt, arg);
-  fputs("\nusage: taskscope record PID -o FILE [--duration SECONDS]\n"
+  fputs("\nusage: taskscope record PID -o FILE [--duration SECONDS] [--interval MS] "
+        "[--timeout SECONDS]\n"
         "Run 'taskscope record --help' for more.\n",
         stderr);
   return TS_EXIT_USAGE;
-}
-
-/* "5", "2.5", "500ms", "3s" -> milliseconds; -1 when invalid. */
-static double parse_seconds(const char *s) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno || !isfinite(v) || v <= 0) return -1;
-  if (strcmp(end, "ms") == 0) return v;
-  if (*end == '\0' || strcmp(end, "s") == 0) return v * 1000;
-  return -1;
 }
 
 /* Takes the value of an option given as "--opt VALUE", "--opt=VALUE" or "-o VALUE". */
@@ -142,7 +131,8 @@ int taskscope_cmd_record(int argc, char **argv) {
       if (!(path = opt_value(argc, argv, &i, "--output")))
         return usage_error("%s needs a FILE", a);
     } else if (strncmp(a, "--duration", 10) == 0 && (a[10] == '\0' || a[10] == '=')) {
-      if (!(v = opt_value(argc, argv, &i, "--duration")) || (duration_ms = parse_seconds(v)) < 0)
+      if (!(v = opt_value(argc, argv, &i, "--duration")) ||
+          (duration_ms = ts_parse_seconds(v)) < 0)
         return usage_error("--duration takes seconds (e.g. 3, 0.5, 500ms), not '%s'",
                            v ? v : "");
     } else if (strncmp(a, "--interval", 10) == 0 && (a[10] == '\0' || a[10] == '=')) {
@@ -152,8 +142,8 @@ int taskscope_cmd_record(int argc, char **argv) {
         return usage_error("--interval takes 50..60000 (milliseconds), not '%s'", v ? v : "");
     } else if (strncmp(a, "--timeout", 9) == 0 && (a[9] == '\0' || a[9] == '=')) {
       double ms;
-      if (!(v = opt_value(argc, argv, &i, "--timeout")) || (ms = parse_seconds(v)) < 1 ||
-          ms > 86400e3)
+      if (!(v = opt_value(argc, argv, &i, "--timeout")) || (ms = ts_parse_seconds(v)) < 1 ||
+          ms > TS_MAX_TIMEOUT_MS)
         return usage_error("--timeout takes seconds (e.g. 5, 0.5, 500ms), not '%s'", v ? v : "");
       timeout_ms = (int)ms;
     } else if (a[0] == '-' && a[1] != '\0') {
@@ -248,13 +238,16 @@ int taskscope_cmd_record(int argc, char **argv) {
       messages++;
     }
     if (rc) break;
-    c.scanned = c.start = c.start; /* consumed up to here */
+    c.scanned = c.start; /* consumed up to here */
     int wait = duration_ms > 0 ? (int)(duration_ms - (mono_ms() - t0)) + 1 : 1000;
     if (wait > 1000) wait = 1000;
     if (wait < 0) wait = 0;
     struct pollfd p = {.fd = c.fd, .events = POLLIN};
     int r = poll(&p, 1, wait);
-    if (r < 0 && errno != EINTR) break;
+    if (r < 0 && errno != EINTR) {
+      why = strerror(errno);
+      break;
+    }
     if (r > 0 && fill(&c) < 0) {
       why = "the process closed the connection";
       break;

@@ -5,11 +5,9 @@
 
 #include "text.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,33 +15,6 @@
 
 #define PROBE_TIMEOUT_MS 500
 #define MAX_PROBES 16
-
-int ts_process_exists(int pid) {
-  return kill(pid, 0) == 0 || errno == EPERM;
-}
-
-size_t ts_socket_dirs(unsigned uid, char dirs[][256], size_t max) {
-  size_t n = 0;
-  const char *xdg = getenv("XDG_RUNTIME_DIR");
-  if (uid == (unsigned)getuid() && xdg && *xdg && n < max)
-    snprintf(dirs[n++], 256, "%s/taskscope", xdg);
-  if (n < max) snprintf(dirs[n++], 256, "/tmp/taskscope-%u", uid);
-  if (uid != (unsigned)getuid() && n < max) snprintf(dirs[n++], 256, "/run/user/%u/taskscope", uid);
-  return n;
-}
-
-/* The process's short name (/proc/PID/comm), or "?" */
-static void process_name(int pid, char *out, size_t n) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/comm", pid);
-  snprintf(out, n, "?");
-  FILE *f = fopen(path, "r");
-  if (!f) return;
-  if (fgets(out, (int)n, f)) out[strcspn(out, "\n")] = '\0';
-  fclose(f);
-  for (char *p = out; *p; p++)
-    if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) *p = '?';
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* sockets the process listens on (/proc/PID/fd and /proc/net/unix)                           */
@@ -110,30 +81,25 @@ static size_t listening_paths(int pid, char paths[][128], size_t max) {
 /* ------------------------------------------------------------------------------------------ */
 
 static int attach_path(const ts_ctx *ctx, const char *path, ts_conn *c) {
-  struct stat st;
-  if (stat(path, &st) != 0) {
-    if (errno == EACCES)
-      return ts_fail(TS_EXIT_ATTACH, "permission denied: cannot reach %s", path);
-    return ts_fail(TS_EXIT_ATTACH, "no socket at %s: %s", path, strerror(errno));
-  }
-  if (!S_ISSOCK(st.st_mode)) return ts_fail(TS_EXIT_ATTACH, "%s is not a socket", path);
+  if (tsc_check_socket_path(path, c->err, sizeof c->err) != 0)
+    return ts_fail(TS_EXIT_ATTACH, "%s", c->err);
   ts_conn_status s = ts_conn_open(c, path, ctx->timeout_ms);
   if (s) return ts_fail(TS_EXIT_ATTACH, "%s", c->err);
   return 0;
 }
 
 static int attach_pid(const ts_ctx *ctx, int pid, ts_conn *c) {
-  int alive = ts_process_exists(pid);
+  int alive = tsc_process_exists(pid);
   struct stat pst;
   unsigned uid = (unsigned)getuid();
   char procdir[64];
   snprintf(procdir, sizeof procdir, "/proc/%d", pid);
   if (alive && stat(procdir, &pst) == 0) uid = pst.st_uid;
 
-  char dirs[2 * TS_MAX_SOCKET_DIRS][256];
-  size_t nd = ts_socket_dirs((unsigned)getuid(), dirs, TS_MAX_SOCKET_DIRS);
+  char dirs[2 * TSC_MAX_SOCKET_DIRS][TSC_DIR_MAX];
+  size_t nd = tsc_socket_dirs((unsigned)getuid(), dirs, TSC_MAX_SOCKET_DIRS);
   if (uid != (unsigned)getuid())
-    nd += ts_socket_dirs(uid, dirs + nd, TS_MAX_SOCKET_DIRS);
+    nd += tsc_socket_dirs(uid, dirs + nd, TSC_MAX_SOCKET_DIRS);
 
   /* The sockets in the usual places. */
   int tried = 0;
@@ -173,7 +139,7 @@ static int attach_pid(const ts_ctx *ctx, int pid, ts_conn *c) {
   }
 
   char comm[64];
-  process_name(pid, comm, sizeof comm);
+  tsc_process_name(pid, comm, sizeof comm);
   if (last != TS_CONN_NOENT && last != TS_CONN_STALE)
     return ts_fail(TS_EXIT_ATTACH, "%s", last_err); /* permission, version, timeout, ... */
 
@@ -195,10 +161,8 @@ static int attach_pid(const ts_ctx *ctx, int pid, ts_conn *c) {
                    "%s; process %d (%s) is not serving it (its inspector stopped, or the pid was "
                    "reused)",
                    last_err, pid, comm);
-  char looked[600] = "";
-  size_t off = 0;
-  for (size_t i = 0; i < nd && off < sizeof looked; i++)
-    off += (size_t)snprintf(looked + off, sizeof looked - off, "%s%s/", i ? ", " : "", dirs[i]);
+  char looked[600];
+  tsc_dirs_text(dirs, nd, looked, sizeof looked);
   return ts_fail(TS_EXIT_ATTACH,
                  "process %d (%s) has no taskscope inspector socket (looked in %s): it is not "
                  "instrumented with libtaskscope, or its inspector is off or elsewhere.\n"

@@ -3,9 +3,7 @@
  */
 #include "text.h"
 
-#include <langinfo.h>
 #include <locale.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +12,7 @@
 
 void ts_term_init(ts_term *t, ts_color_mode mode) {
   setlocale(LC_ALL, "");
-  const char *cs = nl_langinfo(CODESET);
-  t->utf8 = cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
+  t->utf8 = tsc_utf8_locale();
   if (mode == TS_COLOR_ALWAYS) {
     t->color = 1;
   } else if (mode == TS_COLOR_NEVER) {
@@ -170,27 +167,6 @@ size_t ts_width(const ts_term *t, const char *clean) {
     p += n;
   }
   return w;
-}
-
-void ts_fmt_duration(char *buf, size_t n, double ms) {
-  if (!isfinite(ms) || ms < 0) {
-    snprintf(buf, n, "-");
-    return;
-  }
-  if (ms < 1000) {
-    snprintf(buf, n, "%.0fms", ms);
-  } else if (ms < 60e3) {
-    snprintf(buf, n, "%.1fs", ms / 1e3);
-  } else if (ms < 3600e3) {
-    long s = (long)(ms / 1e3);
-    snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
-  } else if (ms < 86400e3) {
-    long m = (long)(ms / 60e3);
-    snprintf(buf, n, "%ldh%02ldm", m / 60, m % 60);
-  } else {
-    long h = (long)(ms / 3600e3);
-    snprintf(buf, n, "%ldd%02ldh", h / 24, h % 24);
-  }
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -50,8 +50,8 @@ void ts_put_clean(FILE *out, const ts_term *t, const char *s);
 /* The number of terminal columns of a string made by ts_clean. */
 size_t ts_width(const ts_term *t, const char *clean);
 
-/* "850ms", "12.3s", "5m02s", "3h04m", "2d05h"; "-" for a negative or non-finite value. */
-void ts_fmt_duration(char *buf, size_t n, double ms);
+/* Durations ("850ms", "12.3s", ...): tsc_fmt_duration, shared with taskscope-top. */
+#include "fmt.h"
 
 /* An aligned table: a header row, then rows of cells; every column but the last is padded to
  * its widest cell (display width), right-aligned where `align` has 'r'. Cells are copied. */

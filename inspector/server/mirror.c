@@ -98,12 +98,7 @@ static void fn_name(tsk__srv *s, uintptr_t fn, char *out) {
       }
     }
   }
-  tsk__frame_info fi;
-  /* +1: symbolization looks up ip - 1, which must stay inside the function. */
-  if (fn && tsk__bt_symbolize(fn + 1, &fi) == 0 && fi.function && strcmp(fi.function, "??"))
-    snprintf(out, TSK__NAME_INLINE, "%s", fi.function);
-  else
-    snprintf(out, TSK__NAME_INLINE, "task");
+  tsk__bt_entry_name(fn, out, TSK__NAME_INLINE);
   if (!fn || s->fn_n >= FN_CACHE_MAX) return;
   if ((s->fn_n + 1) * 2 > s->fn_cap) {
     size_t cap = s->fn_cap ? s->fn_cap * 2 : 64;
@@ -173,18 +168,12 @@ srv_rt *tsk__mirror_add_rt(tsk__srv *s, tsk__insp_rt *in) {
   r->id = in->id;
   r->tid = in->tid;
   r->nstack = -1;
-  in->srv = r;
   tsk__list_push(&s->rts, &r->link);
   s->nrts++;
   return r;
 }
 
 srv_task *tsk__mirror_find(tsk__srv *s, uint64_t id) { return map_find(&s->map, id); }
-
-srv_rt *tsk__mirror_rt_by_in(tsk__srv *s, tsk__insp_rt *in) {
-  (void)s;
-  return in->srv;
-}
 
 /* ---- changes ---- */
 
@@ -339,11 +328,12 @@ static void on_event(tsk__srv *s, srv_rt *r, const tsk__ev *e) {
     break;
   case TSK__EV_LEAK: {
     tsk__leak *l = (tsk__leak *)(uintptr_t)e->d;
-    tsk__report_classify(l, s->supp, NULL); /* sets l->suppressed */
+    /* (Not tsk__report_classify: that resets every entry's hits and the frame cache, for each
+     * record. The report rendered from these records classifies them all again anyway.) */
+    l->suppressed = s->supp && tsk__suppressions_match(s->supp, l) >= 0;
     srv_leak *slot = &s->leaks[s->leaks_next];
     tsk__leak_free(slot->l);
     slot->l = l;
-    slot->rt_id = r->id;
     slot->seq = ++s->seq;
     s->leaks_next = (s->leaks_next + 1) % TSK__SRV_LEAKS_MAX;
     if (s->leaks_n < TSK__SRV_LEAKS_MAX) s->leaks_n++;
@@ -357,7 +347,6 @@ static void on_event(tsk__srv *s, srv_rt *r, const tsk__ev *e) {
     break;
   case TSK__EV_RESYNC_BEGIN:
     r->gen++;
-    r->resyncing = 1;
     r->drops_at_begin = e->a;
     break;
   case TSK__EV_RESYNC_END: {
@@ -373,7 +362,6 @@ static void on_event(tsk__srv *s, srv_rt *r, const tsk__ev *e) {
       i++;
     }
     if (removed) resync_all_clients(s);
-    r->resyncing = 0;
     r->resync_requested = 0;
     if (e->a != r->drops_at_begin) { /* more drops meanwhile: once more */
       r->resync_requested = 1;
@@ -482,13 +470,6 @@ tsk__leak *tsk__mirror_pending(tsk__srv *s, srv_rt *r, size_t max, size_t *omitt
 
 /* ---- rendering ---- */
 
-static void put_opt_u64(tsk__jbuf *b, uint64_t v) {
-  if (v)
-    tsk__jbuf_u64(b, v);
-  else
-    tsk__jbuf_puts(b, "null");
-}
-
 /* 1 when r's loop is stalled in a task the mirror holds as ready (it shows as running). */
 static int stall_running(tsk__srv *s, const srv_rt *r) {
   if (!r->stalled_ms || !r->running_id) return 0;
@@ -502,59 +483,46 @@ static uint8_t shown_state(const srv_task *t) {
   return t->state;
 }
 
+/* The fields TASK and FINISHED open with: {"id","parent","runtime","name","state" (left open). */
+static void render_task_head(tsk__jbuf *b, uint64_t id, uint64_t parent, uint32_t rt_id,
+                             const char *name, uint8_t state) {
+  tsk__jbuf_puts(b, "{\"id\":");
+  tsk__jbuf_u64(b, id);
+  tsk__jbuf_puts(b, ",\"parent\":");
+  tsk__jbuf_opt_u64(b, parent);
+  tsk__jbuf_puts(b, ",\"runtime\":");
+  tsk__jbuf_u64(b, rt_id);
+  tsk__jbuf_puts(b, ",\"name\":");
+  tsk__jbuf_str(b, name);
+  tsk__jbuf_puts(b, ",\"state\":");
+  tsk__jbuf_str(b, tsk__task_state_name(state));
+}
+
 void tsk__render_task(tsk__srv *s, tsk__jbuf *b, const srv_task *t) {
   (void)s;
-  tsk__jbuf_puts(b, "{\"id\":");
-  tsk__jbuf_u64(b, t->id);
-  tsk__jbuf_puts(b, ",\"parent\":");
-  put_opt_u64(b, t->parent);
-  tsk__jbuf_puts(b, ",\"runtime\":");
-  tsk__jbuf_u64(b, t->rt->id);
-  tsk__jbuf_puts(b, ",\"name\":");
-  tsk__jbuf_str(b, t->name);
-  tsk__jbuf_puts(b, ",\"state\":");
-  tsk__jbuf_str(b, tsk__task_state_name(shown_state(t)));
+  render_task_head(b, t->id, t->parent, t->rt->id, t->name, shown_state(t));
   tsk__jbuf_puts(b, ",\"awaiting\":");
-  if (t->state == TSK_TASK_WAITING) {
-    tsk__jbuf_puts(b, "{\"kind\":");
-    tsk__jbuf_str(b, tsk__wait_kind_name(t->wait_kind));
-    tsk__jbuf_puts(b, ",\"id\":");
-    put_opt_u64(b, t->object);
-    tsk__jbuf_putc(b, '}');
-  } else {
-    tsk__jbuf_puts(b, "null");
-  }
+  tsk__report_json_awaiting(b, t->state == TSK_TASK_WAITING ? t->wait_kind : TSK_WAIT_NONE,
+                            t->object);
   tsk__jbuf_puts(b, ",\"created_ms\":");
   tsk__jbuf_u64(b, t->created_ms);
   tsk__jbuf_puts(b, ",\"first_run_ms\":");
-  put_opt_u64(b, t->first_run_ms);
+  tsk__jbuf_opt_u64(b, t->first_run_ms);
   tsk__jbuf_puts(b, ",\"switches\":");
   tsk__jbuf_u64(b, t->switches);
   /* Busy time as of the task's last suspension; null unless the app runs with busy_time=on. */
   tsk__jbuf_puts(b, ",\"busy_ms\":");
-  if (t->busy_ns == UINT64_MAX) {
+  if (t->busy_ns == UINT64_MAX)
     tsk__jbuf_puts(b, "null");
-  } else {
-    char num[32];
-    snprintf(num, sizeof num, "%.3f", (double)t->busy_ns / 1e6);
-    tsk__jbuf_puts(b, num);
-  }
+  else
+    tsk__jbuf_fixed(b, t->busy_ns / 1000, 3);
   tsk__jbuf_puts(b, ",\"group\":");
-  put_opt_u64(b, t->group);
+  tsk__jbuf_opt_u64(b, t->group);
   tsk__jbuf_putc(b, '}');
 }
 
 static void render_fin(tsk__jbuf *b, const srv_fin *f) {
-  tsk__jbuf_puts(b, "{\"id\":");
-  tsk__jbuf_u64(b, f->id);
-  tsk__jbuf_puts(b, ",\"parent\":");
-  put_opt_u64(b, f->parent);
-  tsk__jbuf_puts(b, ",\"runtime\":");
-  tsk__jbuf_u64(b, f->rt_id);
-  tsk__jbuf_puts(b, ",\"name\":");
-  tsk__jbuf_str(b, f->name[0] ? f->name : NULL);
-  tsk__jbuf_puts(b, ",\"state\":");
-  tsk__jbuf_str(b, tsk__task_state_name(f->state));
+  render_task_head(b, f->id, f->parent, f->rt_id, f->name[0] ? f->name : NULL, f->state);
   tsk__jbuf_puts(b, ",\"error\":");
   tsk__jbuf_i64(b, f->error);
   tsk__jbuf_puts(b, ",\"error_name\":");
@@ -572,7 +540,7 @@ static void render_warning(tsk__jbuf *b, const srv_warning *w) {
   tsk__jbuf_puts(b, ",\"kind\":");
   tsk__jbuf_str(b, w->kind);
   tsk__jbuf_puts(b, ",\"runtime\":");
-  put_opt_u64(b, w->rt_id);
+  tsk__jbuf_opt_u64(b, w->rt_id);
   tsk__jbuf_puts(b, ",\"message\":");
   tsk__jbuf_str(b, w->message);
   tsk__jbuf_puts(b, ",\"stack\":");
@@ -718,7 +686,7 @@ static void render_warnings(tsk__srv *s, tsk__jbuf *b, uint64_t since) {
   tsk__jbuf_putc(b, ']');
 }
 
-static void render_head(tsk__jbuf *b, const char *type, const tsk__msg *req) {
+void tsk__render_head(tsk__jbuf *b, const char *type, const tsk__msg *req) {
   tsk__jbuf_puts(b, "{\"type\":\"");
   tsk__jbuf_puts(b, type);
   tsk__jbuf_putc(b, '"');
@@ -731,7 +699,7 @@ static void render_head(tsk__jbuf *b, const char *type, const tsk__msg *req) {
 void tsk__render_snapshot(tsk__srv *s, tsk__jbuf *b, const tsk__msg *req, int resync) {
   /* About 200 bytes a task: reserve once instead of doubling through a large snapshot. */
   tsk__jbuf_reserve(b, 4096 + s->map.n * 256);
-  render_head(b, "snapshot", req);
+  tsk__render_head(b, "snapshot", req);
   if (resync) tsk__jbuf_puts(b, ",\"resync\":true");
   tsk__jbuf_puts(b, ",\"time_ms\":");
   tsk__jbuf_u64(b, tsk__srv_now_ns() / 1000000);
@@ -761,7 +729,7 @@ void tsk__render_snapshot(tsk__srv *s, tsk__jbuf *b, const tsk__msg *req, int re
 
 void tsk__render_delta(tsk__srv *s, tsk__jbuf *b, srv_client *c) {
   uint64_t since = c->last_seq;
-  render_head(b, "delta", NULL);
+  tsk__render_head(b, "delta", NULL);
   tsk__jbuf_puts(b, ",\"seq\":");
   tsk__jbuf_u64(b, c->delta_seq + 1);
   tsk__jbuf_puts(b, ",\"time_ms\":");

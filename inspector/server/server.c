@@ -125,13 +125,7 @@ static void send_error(srv_client *c, const tsk__msg *m, tsk__perr e, const char
 
 static void send_ok(srv_client *c, const tsk__msg *m, const char *type) {
   tsk__jbuf *b = &c->s->out;
-  tsk__jbuf_puts(b, "{\"type\":\"");
-  tsk__jbuf_puts(b, type);
-  tsk__jbuf_putc(b, '"');
-  if (m->has_id) {
-    tsk__jbuf_puts(b, ",\"id\":");
-    tsk__jbuf_i64(b, m->id);
-  }
+  tsk__render_head(b, type, m);
   if (m->type == TSK__MSG_PING) {
     tsk__jbuf_puts(b, ",\"time_ms\":");
     tsk__jbuf_u64(b, tsk__srv_now_ns() / 1000000);
@@ -261,11 +255,7 @@ static void answer_where(tsk__srv *s, srv_client *c, srv_pending *p) {
     return;
   }
   tsk__jbuf *b = &s->out;
-  tsk__jbuf_puts(b, "{\"type\":\"where\"");
-  if (p->msg.has_id) {
-    tsk__jbuf_puts(b, ",\"id\":");
-    tsk__jbuf_i64(b, p->msg.id);
-  }
+  tsk__render_head(b, "where", &p->msg);
   tsk__jbuf_puts(b, ",\"task\":");
   srv_task *t = tsk__mirror_find(s, q->task_id);
   if (t) {
@@ -320,11 +310,7 @@ static void answer_leaks(tsk__srv *s, srv_client *c, srv_pending *p) {
     omitted += q->omitted;
   }
   tsk__jbuf *b = &s->out;
-  tsk__jbuf_puts(b, "{\"type\":\"leaks\"");
-  if (p->msg.has_id) {
-    tsk__jbuf_puts(b, ",\"id\":");
-    tsk__jbuf_i64(b, p->msg.id);
-  }
+  tsk__render_head(b, "leaks", &p->msg);
   tsk__jbuf_puts(b, ",\"report\":");
   tsk__render_report(s, b, pending);
   tsk__jbuf_puts(b, ",\"pending_omitted\":");
@@ -879,7 +865,6 @@ tsk__insp_rt *tsk__server_attach(tsk_runtime_t *rt) {
   in->rt = rt;
   in->loop = rt->loop;
   in->tid = (pid_t)syscall(SYS_gettid);
-  in->history = rt->opts->history;
   pthread_mutex_init(&in->lock, NULL);
   pthread_mutex_lock(&g_lock);
   in->all_next = g_all;

@@ -64,7 +64,6 @@ typedef struct srv_fin {           /* a finished task (the bounded history) */
 
 typedef struct srv_leak {
   tsk__leak *l;                    /* owned */
-  uint32_t rt_id;
   uint64_t seq;
 } srv_leak;
 
@@ -88,7 +87,7 @@ typedef struct srv_rt {
   uint64_t lag_ns;                 /* longest busy turn over the last tick window */
   uint64_t drops_seen;
   unsigned gen;                    /* resync generation */
-  int resync_requested, resyncing;
+  int resync_requested;
   uint64_t drops_at_begin;
   /* the watchdog */
   uint64_t seen_iter, seen_idle;   /* the loop's iterations and idle time at the last look */
@@ -210,9 +209,10 @@ uint64_t tsk__mirror_drain(tsk__srv *s);
 /* Adopts a newly attached runtime. */
 srv_rt *tsk__mirror_add_rt(tsk__srv *s, tsk__insp_rt *in);
 srv_task *tsk__mirror_find(tsk__srv *s, uint64_t id);
-srv_rt *tsk__mirror_rt_by_in(tsk__srv *s, tsk__insp_rt *in);
 void tsk__mirror_warn(tsk__srv *s, srv_rt *r, const char *kind, const char *message,
                       const uintptr_t *ips, int n);
+/* An answer's opening {"type":"TYPE" and ,"id":N when req carried one (left open). */
+void tsk__render_head(tsk__jbuf *b, const char *type, const tsk__msg *req);
 /* Renders answers, each ending with '\n'. */
 void tsk__render_snapshot(tsk__srv *s, tsk__jbuf *b, const tsk__msg *req, int resync);
 void tsk__render_delta(tsk__srv *s, tsk__jbuf *b, srv_client *c);

@@ -67,20 +67,6 @@ static _Atomic(tsk__insp_rt *) sample_target;
 
 /* ---- the signal handler (loop thread) ---- */
 
-static NO_ASAN int walk_fp(uintptr_t fp, uintptr_t *ips, int n, int max, uintptr_t lo,
-                           uintptr_t hi) {
-  while (n < max) {
-    if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || (fp & (sizeof(uintptr_t) - 1))) break;
-    const uintptr_t *rec = (const uintptr_t *)fp;
-    uintptr_t next = rec[0], ip = rec[1];
-    if (ip < 4096) break;
-    ips[n++] = ip;
-    if (next <= fp) break;
-    fp = next;
-  }
-  return n;
-}
-
 #if defined(__x86_64__)
 /* libunwind's x86-64 unw_context_t is a ucontext_t: the signal's context serves as is. */
 static NO_ASAN int unwind_signal_frame(ucontext_t *uc, uintptr_t *ips, int max) {
@@ -139,7 +125,7 @@ static NO_ASAN void on_sample_signal(int sig, siginfo_t *si, void *ucv) {
     if (n <= 1) {
       n = 0;
       if (pc) in->sample_ips[n++] = pc + 1;
-      if (hi) n = walk_fp(fp, in->sample_ips, n, TSK__SRV_STACK_MAX, lo, hi);
+      if (hi) n += tsk__bt_walk_fp(fp, in->sample_ips + n, TSK__SRV_STACK_MAX - n, lo, hi);
     }
     task_id = cur ? cur->id : 0;
   }

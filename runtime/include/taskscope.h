@@ -309,7 +309,8 @@ int tsk_channel_free(tsk_channel_t *ch);
  * ------------------------------------------------------------------------------------------- */
 typedef struct tsk_group tsk_group_t;
 typedef struct tsk_group_opts {
-  const char *name;
+  const char *name;       /* accepted but not kept yet: reports and the inspector show groups
+                             by id */
   size_t max_concurrency; /* 0: unlimited */
   size_t max_pending;     /* 0: unlimited (only used with max_concurrency) */
   int spawn_waits;        /* 1: a spawn into a full pending queue waits for room */
@@ -456,7 +457,8 @@ typedef struct tsk_stats {
 void tsk_runtime_stats(tsk_runtime_t *rt, tsk_stats_t *st);
 
 /* Default virtual size of a task's stack (rounded up to a page; minimum 16 KiB). Memory is
- * committed only as the stack is touched. Applies to tasks spawned afterwards. Default 256 KiB. */
+ * committed only as the stack is touched. Default 256 KiB (or TASKSCOPE_OPTIONS stack_size).
+ * Only before the first task of rt is spawned: TSK_EBUSY once a pooled stack exists. */
 int tsk_runtime_set_stack_size(tsk_runtime_t *rt, size_t bytes);
 
 #ifdef __cplusplus

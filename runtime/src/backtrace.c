@@ -142,6 +142,12 @@ tsk__bt_capture_fp(uintptr_t *ips, int max, int skip, uintptr_t lo, uintptr_t hi
   return fp_walk((uintptr_t)__builtin_frame_address(0), ips, clamp_max(max), skip, lo, hi);
 }
 
+TSK__BT_NO_ASAN int tsk__bt_walk_fp(uintptr_t fp, uintptr_t *ips, int max, uintptr_t lo,
+                                    uintptr_t hi) {
+  if (!ips || max <= 0 || lo >= hi) return 0;
+  return fp_walk(fp, ips, clamp_max(max), 0, lo, hi);
+}
+
 TSK__BT_NO_ASAN __attribute__((noinline)) int
 tsk__bt_capture(uintptr_t *ips, int max, int skip) {
   if (TSK__UNLIKELY(!ips || max <= 0)) return 0;

@@ -49,6 +49,10 @@ int tsk__bt_capture(uintptr_t *ips, int max, int skip);
  * that harmless, never a crash. */
 int tsk__bt_capture_fp(uintptr_t *ips, int max, int skip, uintptr_t lo, uintptr_t hi);
 
+/* The same walk from a given frame pointer (e.g. an interrupted thread's, in a signal handler:
+ * it only reads memory inside [lo, hi)); ips[0] is the return address of fp's frame record. */
+int tsk__bt_walk_fp(uintptr_t fp, uintptr_t *ips, int max, uintptr_t lo, uintptr_t hi);
+
 /* libunwind's unw_backtrace (DWARF CFI; sees frames without frame pointers). Same contract as
  * tsk__bt_capture. Slower: see backtrace.c. */
 int tsk__bt_capture_unw(uintptr_t *ips, int max, int skip);
@@ -111,15 +115,11 @@ void tsk__bt_symbolize_reset(void);
  * concurrently with other users of the symbolizer. */
 void tsk__bt_symbolize_cleanup(void);
 
-/* Formats one frame, ASan style, into buf (always NUL-terminated when size > 0):
- *   "  #3 0x000055d0c0de1234 in func at /src/file.c:123"
- *   "  #3 0x00007f0c0de12345 in func (/lib/x86_64-linux-gnu/libc.so.6+0x27245)"
- *   "  #3 0x0000000000000001 in ??"
- * Returns what snprintf returns (the untruncated length). */
-int tsk__bt_format_frame(char *buf, size_t size, int index, const tsk__frame_info *fi);
+/* The name of the function starting at fn (a task's entry function: the default task name), or
+ * "task" when it has none; into buf (NUL-terminated when size > 0). */
+void tsk__bt_entry_name(uintptr_t fn, char *buf, size_t size);
 
-/* Symbolizes and prints n frames, one line each, numbered from 0. */
-void tsk__bt_fprint(FILE *out, const uintptr_t *ips, int n);
+/* (Frames are printed, symbolized, by the leak report's tsk__report_put_frame: leak.h.) */
 
 /* ---- 3. trimming (symbolize.c; thread-safe) ---- */
 

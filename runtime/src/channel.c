@@ -36,10 +36,6 @@ int tsk_channel_new(tsk_runtime_t *rt, size_t capacity, tsk_channel_t **out) {
   return 0;
 }
 
-static tsk__wait *first(tsk__list *l) {
-  return tsk__list_empty(l) ? NULL : TSK__CONTAINER(l->next, tsk__wait, link);
-}
-
 static void push(tsk_channel_t *ch, void *msg) {
   ch->buf[(ch->head + ch->len) % ch->cap] = msg;
   ch->len++;
@@ -52,14 +48,12 @@ static void *pop(tsk_channel_t *ch) {
   return m;
 }
 
-static void waiter_unlink(tsk__wait *w) { tsk__list_remove(&w->link); }
-
 int tsk_channel_try_send(tsk_channel_t *ch, void *msg) {
   if (!ch) return TSK_EINVAL;
   int rc = tsk__check_thread(ch->rt);
   if (rc) return rc;
   if (ch->closed) return TSK_ECLOSED;
-  tsk__wait *r = first(&ch->receivers);
+  tsk__wait *r = tsk__wait_first(&ch->receivers);
   if (r) {
     *(void **)r->data = msg;
     tsk__wait_end(r, 0);
@@ -76,10 +70,8 @@ int tsk_channel_send(tsk_channel_t *ch, void *msg, int64_t timeout_ms) {
   tsk__wait w;
   rc = tsk__wait_prepare(&w, TSK_WAIT_CHANNEL, ch->id);
   if (rc) return rc;
-  w.unlink = waiter_unlink;
   w.data = msg;
-  tsk__list_push(&ch->senders, &w.link);
-  return tsk__wait_suspend(&w, timeout_ms);
+  return tsk__wait_on_list(&w, &ch->senders, timeout_ms);
 }
 
 int tsk_channel_try_recv(tsk_channel_t *ch, void **msg) {
@@ -88,7 +80,7 @@ int tsk_channel_try_recv(tsk_channel_t *ch, void **msg) {
   if (rc) return rc;
   if (ch->len == 0) return ch->closed ? TSK_ECLOSED : TSK_EAGAIN;
   *msg = pop(ch);
-  tsk__wait *s = first(&ch->senders);
+  tsk__wait *s = tsk__wait_first(&ch->senders);
   if (s) { /* room now: move the first waiting sender's message in */
     push(ch, s->data);
     tsk__wait_end(s, 0);
@@ -102,10 +94,8 @@ int tsk_channel_recv(tsk_channel_t *ch, void **msg, int64_t timeout_ms) {
   tsk__wait w;
   rc = tsk__wait_prepare(&w, TSK_WAIT_CHANNEL, ch->id);
   if (rc) return rc;
-  w.unlink = waiter_unlink;
   w.data = msg;
-  tsk__list_push(&ch->receivers, &w.link);
-  return tsk__wait_suspend(&w, timeout_ms);
+  return tsk__wait_on_list(&w, &ch->receivers, timeout_ms);
 }
 
 int tsk_channel_close(tsk_channel_t *ch) {
@@ -114,9 +104,8 @@ int tsk_channel_close(tsk_channel_t *ch) {
   if (rc) return rc;
   if (ch->closed) return 0;
   ch->closed = 1;
-  tsk__wait *w;
-  while ((w = first(&ch->senders))) tsk__wait_end(w, TSK_ECLOSED);
-  while ((w = first(&ch->receivers))) tsk__wait_end(w, TSK_ECLOSED);
+  tsk__wait_end_all(&ch->senders, TSK_ECLOSED);
+  tsk__wait_end_all(&ch->receivers, TSK_ECLOSED);
   return 0;
 }
 

@@ -27,10 +27,13 @@ static void load_locked(void) {
       fprintf(stderr, "TASKSCOPE_OPTIONS: strict=1: stopping\n");
       _exit(2);
     }
-    int strict = config.strict;
-    tsk__options_defaults(&config);
-    config.strict = strict;
+    /* config holds the defaults already (options.h: a failed parse keeps none of the spec). */
     fprintf(stderr, "TASKSCOPE_OPTIONS: continuing with the defaults\n");
+  }
+  if (config.verbosity >= 1) { /* a note: the options in effect */
+    char text[TSK__OPTIONS_FORMAT_MAX];
+    if (tsk__options_format(&config, text, sizeof text) > 0)
+      fprintf(stderr, "taskscope: options: %s\n", text);
   }
 }
 

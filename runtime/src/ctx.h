@@ -1,7 +1,7 @@
 /*
  * ctx.h — the context switch. One of three back ends is compiled in:
- *   ctx_x86_64.S  (x86-64 System V), ctx_aarch64.S (AAPCS64), ctx_ucontext.c (portable fallback,
- *   forced with -DTSK_CTX_UCONTEXT).
+ *   ctx_x86_64.S  (x86-64 System V), ctx_aarch64.S (AAPCS64), ucontext in ctx.c (portable
+ *   fallback, forced with -DTSK_CTX_UCONTEXT).
  *
  * Saved state: the assembly back ends push the callee-saved registers onto the suspended
  * context's own stack and keep only the stack pointer in tsk__ctx. The layout (see the .S files)

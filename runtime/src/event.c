@@ -30,8 +30,7 @@ int tsk_event_set(tsk_event_t *e) {
   int rc = tsk__check_thread(e->rt);
   if (rc) return rc;
   e->set = 1;
-  while (!tsk__list_empty(&e->waiters))
-    tsk__wait_end(TSK__CONTAINER(e->waiters.next, tsk__wait, link), 0);
+  tsk__wait_end_all(&e->waiters, 0);
   return 0;
 }
 
@@ -45,8 +44,6 @@ int tsk_event_clear(tsk_event_t *e) {
 
 int tsk_event_is_set(tsk_event_t *e) { return e && e->set; }
 
-static void waiter_unlink(tsk__wait *w) { tsk__list_remove(&w->link); }
-
 int tsk_event_wait(tsk_event_t *e, int64_t timeout_ms) {
   if (!e) return TSK_EINVAL;
   int rc = tsk__check_thread(e->rt);
@@ -55,9 +52,7 @@ int tsk_event_wait(tsk_event_t *e, int64_t timeout_ms) {
   tsk__wait w;
   rc = tsk__wait_prepare(&w, TSK_WAIT_EVENT, e->id);
   if (rc) return rc;
-  w.unlink = waiter_unlink;
-  tsk__list_push(&e->waiters, &w.link);
-  return tsk__wait_suspend(&w, timeout_ms);
+  return tsk__wait_on_list(&w, &e->waiters, timeout_ms);
 }
 
 int tsk_event_free(tsk_event_t *e) {

@@ -35,7 +35,6 @@ static void on_check(uv_check_t *h) {
   in->idle_at_start_ns = idle;
   atomic_store_explicit(&in->lag_ns, busy, memory_order_relaxed);
   atomic_store_explicit(&in->iterations, ++in->iter_local, memory_order_relaxed);
-  atomic_store_explicit(&in->last_turn_ns, now, memory_order_relaxed);
   atomic_store_explicit(&in->loop_state, TSK__LOOP_RUNNING, memory_order_release);
   if (busy > in->tick_max_ns) in->tick_max_ns = busy;
   if (now - in->tick_start_ns >= TSK__TICK_NS) {
@@ -43,7 +42,6 @@ static void on_check(uv_check_t *h) {
     if (e) {
       e->type = TSK__EV_TICK;
       e->id = 0;
-      e->a = in->iter_local;
       e->b = in->tick_max_ns;
       e->c = rt->stats.spawned;
       e->d = rt->stats.finished;
@@ -58,10 +56,8 @@ void tsk__events_running(tsk_runtime_t *rt, int running) {
   tsk__insp_rt *in = rt->insp;
   if (!in) return;
   if (running) {
-    uint64_t now = uv_hrtime();
-    in->turn_start_ns = now;
+    in->turn_start_ns = uv_hrtime();
     in->idle_at_start_ns = uv_metrics_idle_time(rt->loop);
-    atomic_store_explicit(&in->last_turn_ns, now, memory_order_relaxed);
     atomic_store_explicit(&in->loop_state, TSK__LOOP_RUNNING, memory_order_release);
   } else {
     atomic_store_explicit(&in->loop_state, TSK__LOOP_OUTSIDE, memory_order_release);
@@ -207,19 +203,7 @@ static void serve_requests(tsk_runtime_t *rt, tsk__insp_rt *in) {
  * the start have ids >= resync_end_id and their own SPAWN events. */
 
 static int emit_task(tsk__insp_rt *in, tsk__task *t) {
-  tsk__ev *e = tsk__ev_reserve(in->ring);
-  if (!e) return -1;
-  e->type = TSK__EV_SPAWN;
-  e->state = (uint8_t)t->state;
-  e->flags = TSK__EVF_RESYNC;
-  e->id = t->id;
-  e->a = t->parent_id;
-  e->b = t->created_ms;
-  e->c = t->group ? tsk__group_id(t->group) : 0;
-  e->d = (uintptr_t)t;
-  memcpy(e->u.name, t->name, sizeof e->u.name);
-  if (!t->name[0]) e->u.unnamed.fn = (uintptr_t)t->fn;
-  tsk__ev_commit(in->ring);
+  if (tsk__ev_put_spawn(in, t, (uint8_t)t->state, TSK__EVF_RESYNC)) return -1;
   if (t->wait) tsk__ev_wait(t, t->wait);
   return 0;
 }
@@ -237,7 +221,6 @@ static void resync_step(tsk_runtime_t *rt, tsk__insp_rt *in) {
     tsk__ev_commit(r);
     rt->resync_cursor = &rt->live;
     in->resync_end_id = tsk__peek_next_task_id();
-    atomic_store_explicit(&in->resync_active, 1, memory_order_release);
   }
   uint64_t room = tsk__ev_room(r);
   for (int i = 0; i < TSK__RESYNC_CHUNK; i++) {
@@ -260,7 +243,6 @@ static void resync_step(tsk_runtime_t *rt, tsk__insp_rt *in) {
   e->a = r->drops_local;
   tsk__ev_commit(r);
   rt->resync_cursor = NULL;
-  atomic_store_explicit(&in->resync_active, 0, memory_order_release);
 }
 
 void tsk__events_on_async(tsk_runtime_t *rt) {

@@ -50,12 +50,11 @@ typedef enum {
   TSK__EV_WAKE,         /* id: its wait ended (it is ready). Not sent when a join (a WAIT of
                            kind task) ends because the joined task finished: that task's
                            FINISH wakes its joiner in the consumer's view */
-  TSK__EV_FINISH,       /* id; state (done/failed/cancelled), error; a first_run_ms,
-                           b finished_ms, c switches */
+  TSK__EV_FINISH,       /* id; state (done/failed/cancelled), error; b finished_ms */
   TSK__EV_DESTROY,      /* id: destroyed before it finished */
   TSK__EV_LEAK,         /* d: a tsk__leak * (a clone; the consumer owns it) */
-  TSK__EV_TICK,         /* a iterations, b the longest busy turn (ns) since the previous tick,
-                           c tasks spawned, d tasks finished (the runtime's totals) */
+  TSK__EV_TICK,         /* b the longest busy turn (ns) since the previous tick, c tasks
+                           spawned, d tasks finished (the runtime's totals) */
   TSK__EV_RESYNC_BEGIN, /* a drops so far; the SPAWN events up to RESYNC_END describe every
                            live task (flag TSK__EVF_RESYNC) */
   TSK__EV_RESYNC_END    /* a drops so far */
@@ -120,14 +119,12 @@ typedef struct tsk__insp_req {
   uintptr_t susp[64], created[64];
   struct tsk__leak *records;  /* PENDING: ownership passes to the server */
   size_t omitted;             /* PENDING: live tasks left out */
-  void *srv;                  /* the server's context (who asked) */
 } tsk__insp_req;
 
 typedef struct tsk__insp_rt {
   tsk__ev_ring *ring;
   /* ---- liveness (written by the loop thread, read by the server) ---- */
   _Atomic uint64_t iterations;
-  _Atomic uint64_t last_turn_ns; /* uv_hrtime() at the end of the last turn (or at run entry) */
   _Atomic int loop_state;        /* TSK__LOOP_* */
   _Atomic uint64_t lag_ns;       /* busy time of the last complete turn */
   uv_loop_t *loop;               /* the runtime's loop (the server reads its idle time under lock
@@ -139,13 +136,11 @@ typedef struct tsk__insp_rt {
   pid_t tid;                     /* the loop thread's kernel id */
   tsk_runtime_t *rt;             /* dereferenced only by the loop thread (and its signal
                                     handler) and, under lock while !closed, by the server */
-  unsigned history;              /* the runtime's history option */
   /* ---- server -> loop ---- */
   pthread_mutex_t lock;          /* guards closed, the request queue, and waking rt->async */
   _Atomic int closed;            /* the runtime closed: no more events, requests or wakes */
   tsk__insp_req *req_head, *req_tail;
   _Atomic int resync_wanted;     /* set by the server after drops */
-  _Atomic int resync_active;     /* set by the loop thread while a resync is in progress */
   uint64_t resync_end_id;        /* loop thread: tasks with ids >= this are not re-emitted */
   /* ---- stall sample (signal handler on the loop thread -> server) ---- */
   _Atomic int sample_state;      /* 0 idle, 1 requested, 2 written */
@@ -153,7 +148,6 @@ typedef struct tsk__insp_rt {
   uint64_t sample_task_id;       /* the task running when sampled, 0 = none */
   uintptr_t sample_ips[64];
   /* ---- the server's own ---- */
-  void *srv;
   struct tsk__insp_rt *next;     /* in the server's list of runtimes to adopt */
   struct tsk__insp_rt *all_next; /* in the process's list of them all (server.c) */
   unsigned gen;                  /* which server instance made it (fork); 0: nobody's */
@@ -188,14 +182,15 @@ static inline uint64_t tsk__ev_room(tsk__ev_ring *r) {
 
 uint64_t tsk__group_id(const struct tsk_group *g); /* group.c */
 
-static inline void tsk__ev_spawn(tsk_runtime_t *rt, tsk__task *t) {
-  tsk__insp_rt *in = rt->insp;
-  if (!in) return;
+/* A SPAWN event for t (at spawn: state ready, flags 0; a resync: its current state, RESYNC).
+ * -1 when the ring is full (the drop is counted). */
+static inline int tsk__ev_put_spawn(tsk__insp_rt *in, tsk__task *t, uint8_t state,
+                                    uint8_t flags) {
   tsk__ev *e = tsk__ev_reserve(in->ring);
-  if (!e) return;
+  if (!e) return -1;
   e->type = TSK__EV_SPAWN;
-  e->state = TSK_TASK_READY;
-  e->flags = 0;
+  e->state = state;
+  e->flags = flags;
   e->id = t->id;
   e->a = t->parent_id;
   e->b = t->created_ms;
@@ -204,6 +199,12 @@ static inline void tsk__ev_spawn(tsk_runtime_t *rt, tsk__task *t) {
   memcpy(e->u.name, t->name, sizeof e->u.name);
   if (!t->name[0]) e->u.unnamed.fn = (uintptr_t)t->fn;
   tsk__ev_commit(in->ring);
+  return 0;
+}
+
+static inline void tsk__ev_spawn(tsk_runtime_t *rt, tsk__task *t) {
+  tsk__insp_rt *in = rt->insp;
+  if (in) (void)tsk__ev_put_spawn(in, t, TSK_TASK_READY, 0);
 }
 
 static inline void tsk__ev_wait(tsk__task *t, const tsk__wait *w) {
@@ -240,9 +241,7 @@ static inline void tsk__ev_finish(tsk__task *t) {
   e->state = (uint8_t)t->state;
   e->error = t->error;
   e->id = t->id;
-  e->a = t->first_run_ms;
   e->b = t->finished_ms;
-  e->c = t->switches;
   tsk__ev_commit(in->ring);
 }
 

@@ -49,8 +49,6 @@ static void maybe_free(struct tsk_future *f) {
   if (!f->waiter_side_held && f->promise_refs == 0 && tsk__list_empty(&f->waiters)) free(f);
 }
 
-static void waiter_unlink(tsk__wait *w) { tsk__list_remove(&w->link); }
-
 static int outcome(struct tsk_future *f, void **value);
 
 /* Ends every wait with the future's outcome (each wait's unlink takes it off the list). The
@@ -59,8 +57,8 @@ static int outcome(struct tsk_future *f, void **value);
  * sides may have been released, and the future freed, before it runs. */
 static void wake_all(struct tsk_future *f) {
   int result = outcome(f, NULL);
-  while (!tsk__list_empty(&f->waiters)) {
-    tsk__wait *w = TSK__CONTAINER(f->waiters.next, tsk__wait, link);
+  tsk__wait *w;
+  while ((w = tsk__wait_first(&f->waiters))) {
     if (result == 0 && w->data) *(void **)w->data = f->value;
     tsk__wait_end(w, result);
   }
@@ -88,10 +86,8 @@ int tsk_future_wait(tsk_future_t *f, int64_t timeout_ms, void **value) {
   tsk__wait w;
   rc = tsk__wait_prepare(&w, TSK_WAIT_FUTURE, f->id);
   if (rc) return rc;
-  w.unlink = waiter_unlink;
   w.data = value; /* filled by wake_all */
-  tsk__list_push(&f->waiters, &w.link);
-  return tsk__wait_suspend(&w, timeout_ms); /* the outcome, or a timeout / cancellation */
+  return tsk__wait_on_list(&w, &f->waiters, timeout_ms); /* outcome, timeout or cancel */
 }
 
 int tsk_future_done(tsk_future_t *f) {

@@ -46,7 +46,6 @@ typedef struct group_waiter {
 struct tsk_group {
   tsk_runtime_t *rt;
   uint64_t id;          /* object id, reported by waits on this group */
-  char *name;           /* heap, NULL when none */
   size_t max_concurrency;
   size_t max_pending;
   int spawn_waits;
@@ -56,13 +55,7 @@ struct tsk_group {
   tsk__list waiters;    /* tsk__wait.link of tasks in tsk_group_wait / tsk_group_close */
   tsk__list spawners;   /* tsk__wait.link of tasks in tsk_group_spawn waiting for room */
   size_t nrunning, npending, nfinished;
-  size_t nfailed;       /* tasks that ended FAILED (the first one is recorded below) */
-  size_t ndropped;      /* pending spawns dropped by a cancellation */
-  int failed;           /* a first failure was recorded */
-  int retrieved;        /* ... and handed to a tsk_group_wait / tsk_group_close caller (a failure
-                           never retrieved is a lost error, for the leak report) */
-  int error;            /* the first failure's code, 0 when none */
-  uint64_t failed_task_id;
+  int error;            /* the first failure's code (never 0), 0 when none */
   char message[sizeof(((tsk_result_t *)0)->message)];
   unsigned closed : 1;    /* tsk_group_close began: no more spawns */
   unsigned cancelled : 1; /* tsk_group_cancel or a failure: no more spawns, pending dropped */
@@ -78,20 +71,12 @@ static int pending_room(const tsk_group_t *g) {
 
 static int complete(const tsk_group_t *g) { return g->nrunning == 0 && g->npending == 0; }
 
-/* The calling task when it belongs to g's runtime; NULL outside a task (or in a task of another
- * runtime on the same thread, which could never be resumed while g's runtime runs). */
-static tsk__task *own_task(const tsk_group_t *g) {
-  tsk__task *t = tsk__current;
-  return t && t->rt == g->rt ? t : NULL;
-}
-
 /* Hands the outcome to a caller of tsk_group_wait / tsk_group_close. */
-static void fill_result(tsk_group_t *g, tsk_result_t *res) {
-  if (g->failed) g->retrieved = 1;
+static void fill_result(const tsk_group_t *g, tsk_result_t *res) {
   if (!res) return;
   res->error = g->error;
   res->value = NULL;
-  if (g->failed) {
+  if (g->error) {
     res->state = TSK_TASK_FAILED;
     memcpy(res->message, g->message, sizeof res->message);
   } else {
@@ -100,16 +85,12 @@ static void fill_result(tsk_group_t *g, tsk_result_t *res) {
   }
 }
 
-static void record_failure(tsk_group_t *g, int error, uint64_t task_id, const char *message) {
-  g->failed = 1;
+static void record_failure(tsk_group_t *g, int error, const char *message) {
   g->error = error;
-  g->failed_task_id = task_id;
   snprintf(g->message, sizeof g->message, "%s", message ? message : "");
 }
 
 /* ---- waking ---- */
-
-static void list_unlink(tsk__wait *w) { tsk__list_remove(&w->link); }
 
 /* A spawner's wait ended without its spawn being handed over: the spawn is dropped. */
 static void spawn_unlink(tsk__wait *w) {
@@ -118,22 +99,14 @@ static void spawn_unlink(tsk__wait *w) {
   w->data = NULL;
 }
 
-static tsk__wait *pop_wait(tsk__list *l) {
-  tsk__wait *w = TSK__CONTAINER(l->next, tsk__wait, link);
-  tsk__list_remove(&w->link);
-  return w;
-}
-
-/* Wakes every waiting spawner with err; their spawns are dropped. */
-static void reject_spawners(tsk_group_t *g, int err) {
-  while (!tsk__list_empty(&g->spawners)) tsk__wait_end(pop_wait(&g->spawners), err);
-}
+/* Wakes every waiting spawner with err; their spawns are dropped (spawn_unlink). */
+static void reject_spawners(tsk_group_t *g, int err) { tsk__wait_end_all(&g->spawners, err); }
 
 /* When nothing runs and nothing is pending, hands the outcome to every waiter and wakes it. */
 static void check_complete(tsk_group_t *g) {
   if (!complete(g)) return;
-  while (!tsk__list_empty(&g->waiters)) {
-    tsk__wait *w = pop_wait(&g->waiters);
+  tsk__wait *w;
+  while ((w = tsk__wait_first(&g->waiters))) {
     group_waiter *gw = w->data;
     gw->completed = 1;
     gw->error = g->error;
@@ -172,15 +145,14 @@ static void pump(tsk_group_t *g) {
       } else { /* not failed before: a failure cancels the group, which ends this loop */
         char msg[96];
         snprintf(msg, sizeof msg, "group could not start a pending task: %s", tsk_strerror(rc));
-        record_failure(g, rc, 0, msg);
-        g->nfailed++;
+        record_failure(g, rc, msg);
         cancel_all(g);
       }
       free(p);
       continue;
     }
-    if (!tsk__list_empty(&g->spawners) && pending_room(g)) {
-      tsk__wait *w = pop_wait(&g->spawners);
+    tsk__wait *w = tsk__wait_first(&g->spawners);
+    if (w && pending_room(g)) {
       pending_spawn *p = w->data;
       w->data = NULL; /* handed over: the queue owns it now */
       tsk__list_push(&g->pending, &p->link);
@@ -203,7 +175,6 @@ static void cancel_all(tsk_group_t *g) {
     tsk__list_remove(&p->link);
     free(p);
     g->npending--;
-    g->ndropped++;
   }
   reject_spawners(g, TSK_ECANCELED);
 }
@@ -217,12 +188,9 @@ void tsk__group_task_finished(tsk__task *t) {
   g->nrunning--;
   if (t->state == TSK_TASK_DESTROYED) return; /* runtime close: nothing runs or wakes any more */
   g->nfinished++;
-  if (t->state == TSK_TASK_FAILED) {
-    g->nfailed++;
-    if (!g->failed) {
-      record_failure(g, t->error, t->id, t->message);
-      cancel_all(g);
-    }
+  if (t->state == TSK_TASK_FAILED && !g->error) {
+    record_failure(g, t->error, t->message);
+    cancel_all(g);
   }
   t->handle_held = 0; /* the group was the holder: the scheduler frees the struct after its
                          last switch */
@@ -237,7 +205,6 @@ static void group_free(tsk_group_t *g) {
     tsk__list_remove(&p->link);
     free(p);
   }
-  free(g->name);
   free(g);
 }
 
@@ -257,10 +224,6 @@ int tsk_group_new(tsk_runtime_t *rt, const tsk_group_opts_t *opts, tsk_group_t *
   if (rt->closing) return TSK_ECLOSED;
   tsk_group_t *g = calloc(1, sizeof *g);
   if (!g) return TSK_ENOMEM;
-  if (opts && opts->name && !(g->name = strdup(opts->name))) {
-    free(g);
-    return TSK_ENOMEM;
-  }
   g->rt = rt;
   g->id = tsk__next_object_id(rt);
   if (opts) {
@@ -303,7 +266,7 @@ int tsk_group_spawn(tsk_group_t *g, const char *name, tsk_fn fn, void *arg) {
     g->npending++;
     return 0;
   }
-  if (!g->spawn_waits || !own_task(g)) return TSK_EFULL;
+  if (!g->spawn_waits || !tsk__task_on(g->rt)) return TSK_EFULL;
   pending_spawn *p = pending_new(name, fn, arg);
   if (!p) return TSK_ENOMEM;
   tsk__wait w;
@@ -328,16 +291,14 @@ static int wait_complete(tsk_group_t *g, group_waiter *gw, int64_t timeout_ms, i
   if (rc) return rc;
   w.cancellable = cancellable;
   w.data = gw;
-  w.unlink = list_unlink;
-  tsk__list_push(&g->waiters, &w.link);
-  return tsk__wait_suspend(&w, timeout_ms);
+  return tsk__wait_on_list(&w, &g->waiters, timeout_ms);
 }
 
 int tsk_group_wait(tsk_group_t *g, int64_t timeout_ms, tsk_result_t *res) {
   if (!g) return TSK_EINVAL;
   int rc = tsk__check_thread(g->rt);
   if (rc) return rc;
-  tsk__task *self = own_task(g);
+  tsk__task *self = tsk__task_on(g->rt);
   if (self && self->group == g) return TSK_EDEADLK;
   if (complete(g)) {
     fill_result(g, res);
@@ -364,7 +325,7 @@ int tsk_group_close(tsk_group_t *g, int64_t timeout_ms) {
   int rc = tsk__check_thread(g->rt);
   if (rc) return rc;
   if (g->closed) return TSK_ECLOSED; /* another task is closing it */
-  tsk__task *self = own_task(g);
+  tsk__task *self = tsk__task_on(g->rt);
   if (!complete(g)) {
     if (!self) return TSK_EBUSY;
     if (self->group == g) return TSK_EDEADLK;

@@ -146,7 +146,6 @@ struct tsk_runtime {
   uv_loop_t *loop;
   uv_loop_t own_loop;
   int owns_loop;
-  pthread_t owner;
   const char *owner_token;     /* &tsk__thread_token of the owner thread */
   int closing;
   int running;                 /* inside tsk_run */
@@ -170,7 +169,6 @@ struct tsk_runtime {
   int handles_open;            /* handles not yet closed (for close) */
   tsk__stack_pool stacks;
   tsk__task *free_tasks;       /* recycled task structs (linked through next_ready) */
-  size_t free_task_count;
   tsk__list live;              /* unfinished tasks */
   tsk__list finished;          /* finished tasks whose struct is not freed yet (handle still
                                   held, or stack not yet reaped); freed at close */
@@ -182,9 +180,8 @@ struct tsk_runtime {
   uint64_t main_task_id;        /* tsk_run_main's task, 0 when none */
   int main_done;
   tsk__list io_handles;        /* open tsk_tcp_t objects (io.c), closed at runtime close */
-  tsk__list offload_reqs;      /* offload.c: work items not yet finished (initialised lazily:
-                                  next == NULL until the first tsk_offload); detached from rt
-                                  at runtime close so a late after_work never touches it */
+  tsk__list offload_reqs;      /* offload.c: work items not yet finished; detached from rt at
+                                  runtime close so a late after_work never touches it */
   tsk__list groups;            /* groups not yet closed (group.c), freed at runtime close */
   /* registry.c */
   int bt_frames;               /* creation backtrace depth; 0 = backtrace=off */
@@ -215,6 +212,12 @@ static inline int tsk__check_thread(tsk_runtime_t *rt) {
   return TSK__LIKELY(rt->owner_token == &tsk__thread_token) ? 0 : TSK_EWRONGTHREAD;
 }
 uint64_t tsk__next_object_id(tsk_runtime_t *rt);
+/* The calling task if it runs on rt, else NULL (outside a task, or in a task of another runtime
+ * on the same thread, which could never be resumed while rt's loop runs). */
+static inline tsk__task *tsk__task_on(const tsk_runtime_t *rt) {
+  tsk__task *t = tsk__current;
+  return t && t->rt == rt ? t : NULL;
+}
 
 /* task.c */
 int tsk__cancel_task(tsk__task *t);
@@ -254,15 +257,32 @@ static inline int tsk__wait_prepare(tsk__wait *w, tsk_wait_kind_t kind, uint64_t
 }
 int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms);
 void tsk__wait_end(tsk__wait *w, int result);
+/* Objects that keep their waiters in a list (through tsk__wait.link): tsk__wait_on_list queues a
+ * prepared record at the tail of `waiters` (unlink: tsk__wait_unlink_list) and suspends;
+ * tsk__wait_end_all ends every wait still queued there, in order, with `result`. */
+void tsk__wait_unlink_list(tsk__wait *w);
+int tsk__wait_on_list(tsk__wait *w, tsk__list *waiters, int64_t timeout_ms);
+void tsk__wait_end_all(tsk__list *waiters, int result);
+/* The oldest wait queued on waiters, or NULL. */
+static inline tsk__wait *tsk__wait_first(tsk__list *waiters) {
+  return tsk__list_empty(waiters) ? NULL : TSK__CONTAINER(waiters->next, tsk__wait, link);
+}
 /* Checked at every suspension point before waiting: TSK_ECANCELED once when a cancellation was
  * requested and not yet delivered (delivering it). */
-int tsk__take_cancel(tsk__task *t);
+static inline int tsk__take_cancel(tsk__task *t) {
+  if (TSK__UNLIKELY(t->cancel_requested && !t->cancel_delivered)) {
+    t->cancel_delivered = 1;
+    return TSK_ECANCELED;
+  }
+  return 0;
+}
 
 /* io.c: closes every tsk_tcp_t still open (runtime close). */
 void tsk__io_runtime_close(tsk_runtime_t *rt);
+/* offload.c: detaches work still queued or running from the runtime (runtime close). */
+void tsk__offload_runtime_close(tsk_runtime_t *rt);
 
-/* timer.c */
-void tsk__timer_init(tsk__timer *tm, void (*fire)(tsk__timer *));
+/* timer.c (a wait's timer is initialised by tsk__wait_prepare) */
 void tsk__timer_arm(tsk_runtime_t *rt, tsk__timer *tm, uint64_t due);
 void tsk__timer_disarm(tsk_runtime_t *rt, tsk__timer *tm);
 int tsk__timer_setup(tsk_runtime_t *rt);

@@ -28,10 +28,6 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-/* offload.c: detaches running work from the runtime (called here because runtime.c calls only
- * tsk__io_runtime_close). */
-void tsk__offload_runtime_close(tsk_runtime_t *rt);
-
 struct tsk_tcp {
   uv_tcp_t h;                /* h.data = this object */
   tsk_runtime_t *rt;
@@ -55,13 +51,6 @@ struct tsk_tcp {
 };
 
 /* ---- common helpers ---- */
-
-/* The calling task if it runs on rt, else NULL (outside a task, or in a task of another runtime
- * on the same thread, which could never be resumed while rt's loop runs). */
-static tsk__task *task_on(tsk_runtime_t *rt) {
-  tsk__task *t = tsk__current;
-  return t && t->rt == rt ? t : NULL;
-}
 
 /* Validates the common preconditions of an operation on t that waits. */
 static int check_op(tsk_tcp_t *t) {
@@ -125,11 +114,7 @@ static void tcp_close_handle(tsk_tcp_t *t) {
     t->reader = NULL;
     tsk__wait_end(w, TSK_ECLOSED);
   }
-  while (!tsk__list_empty(&t->accepters)) {
-    tsk__wait *w = TSK__CONTAINER(t->accepters.next, tsk__wait, link);
-    tsk__list_remove(&w->link);
-    tsk__wait_end(w, TSK_ECLOSED);
-  }
+  tsk__wait_end_all(&t->accepters, TSK_ECLOSED);
   uv_close((uv_handle_t *)&t->h, on_tcp_closed);
 }
 
@@ -165,7 +150,7 @@ void tsk_tcp_close(tsk_tcp_t *t) {
     tcp_free(t);
     return;
   }
-  if (!task_on(t->rt)) return; /* on_tcp_closed frees it */
+  if (!tsk__task_on(t->rt)) return; /* on_tcp_closed frees it */
   tsk__wait w;
   if (tsk__wait_prepare(&w, TSK_WAIT_IO, t->id)) return;
   w.cancellable = 0;
@@ -179,7 +164,6 @@ void tsk_tcp_close(tsk_tcp_t *t) {
  * any more. Close what is open and free everything; objects whose close is still in progress
  * are freed by on_tcp_closed, which then touches neither the runtime nor any task. */
 void tsk__io_runtime_close(tsk_runtime_t *rt) {
-  tsk__offload_runtime_close(rt);
   while (!tsk__list_empty(&rt->io_handles)) {
     tsk_tcp_t *t = TSK__CONTAINER(rt->io_handles.next, tsk_tcp_t, rt_link);
     tsk__list_remove(&t->rt_link);
@@ -266,11 +250,8 @@ static void on_connection(uv_stream_t *server, int status) {
     s->pending++;
   /* Wake the oldest accepter; it accepts when it runs (another task may have taken the
    * connection by then; it then waits again). */
-  if (!tsk__list_empty(&s->accepters)) {
-    tsk__wait *w = TSK__CONTAINER(s->accepters.next, tsk__wait, link);
-    tsk__list_remove(&w->link);
-    tsk__wait_end(w, 0);
-  }
+  tsk__wait *w = tsk__wait_first(&s->accepters);
+  if (w) tsk__wait_end(w, 0);
 }
 
 int tsk_tcp_listen(const struct sockaddr *addr, int backlog, tsk_tcp_t **out) {
@@ -298,8 +279,6 @@ int tsk_tcp_sockname(tsk_tcp_t *t, struct sockaddr_storage *addr) {
   int len = sizeof *addr;
   return uv_tcp_getsockname(&t->h, (struct sockaddr *)addr, &len);
 }
-
-static void list_unlink(tsk__wait *w) { tsk__list_remove(&w->link); }
 
 /* Takes one connection libuv reported. */
 static int accept_one(tsk_tcp_t *s, tsk_tcp_t **out) {
@@ -338,10 +317,7 @@ int tsk_tcp_accept(tsk_tcp_t *server, int64_t timeout_ms, tsk_tcp_t **out) {
     }
     tsk__wait w;
     tsk__wait_prepare(&w, TSK_WAIT_IO, server->id);
-    w.data = server;
-    w.unlink = list_unlink;
-    tsk__list_push(&server->accepters, &w.link);
-    rc = tsk__wait_suspend(&w, timeout_ms);
+    rc = tsk__wait_on_list(&w, &server->accepters, timeout_ms);
     if (rc) return rc;
     /* Woken by on_connection. In the rare case another task takes the connection first, wait
      * again for what is left of the limit. */
@@ -526,7 +502,7 @@ int tsk_tcp_shutdown(tsk_tcp_t *t) {
     return rc;
   }
   /* Outside a task the shutdown completes in the background. */
-  if (!task_on(t->rt)) return 0;
+  if (!tsk__task_on(t->rt)) return 0;
   tsk__wait w;
   tsk__wait_prepare(&w, TSK_WAIT_IO, t->id);
   w.data = r;

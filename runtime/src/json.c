@@ -41,12 +41,6 @@ char *tsk__jbuf_take(tsk__jbuf *b, size_t *len) {
   return p;
 }
 
-const char *tsk__jbuf_cstr(tsk__jbuf *b) {
-  if (b->oom || tsk__jbuf_reserve(b, 1)) return "";
-  b->p[b->len] = 0;
-  return b->p;
-}
-
 void tsk__jbuf_u64(tsk__jbuf *b, uint64_t v) {
   char tmp[20];
   int n = 0;

@@ -17,7 +17,7 @@
 #include <string.h>
 
 typedef struct tsk__jbuf {
-  char *p;    /* heap; not NUL-terminated unless tsk__jbuf_cstr was called */
+  char *p;    /* heap; not NUL-terminated */
   size_t len; /* bytes written */
   size_t cap; /* bytes allocated */
   int oom;    /* an allocation failed: the content is incomplete */
@@ -47,12 +47,16 @@ static inline void tsk__jbuf_putc(tsk__jbuf *b, char c) {
   if (tsk__jbuf_reserve(b, 1)) return;
   b->p[b->len++] = c;
 }
-/* A NUL-terminated view of the content (the NUL is not counted in len); "" when oom. */
-const char *tsk__jbuf_cstr(tsk__jbuf *b);
-
 /* Numbers: decimal, without sprintf. */
 void tsk__jbuf_u64(tsk__jbuf *b, uint64_t v);
 void tsk__jbuf_i64(tsk__jbuf *b, int64_t v);
+/* v, or null when v is 0 (an id that may be absent). */
+static inline void tsk__jbuf_opt_u64(tsk__jbuf *b, uint64_t v) {
+  if (v)
+    tsk__jbuf_u64(b, v);
+  else
+    tsk__jbuf_put(b, "null", 4);
+}
 /* A non-negative fixed-point value v / 10^decimals, e.g. (1234, 3) -> 1.234. */
 void tsk__jbuf_fixed(tsk__jbuf *b, uint64_t v, int decimals);
 /* "0x..." in lower-case hex, quoted (the report's FRAME ip). */

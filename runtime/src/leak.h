@@ -145,6 +145,12 @@ void tsk__report_classify(tsk__leak *leaks, tsk__suppressions *supp, tsk__report
  * too when quoted, so that a task name or message can never break a report's layout. */
 void tsk__report_put_text(FILE *out, const char *s, int quoted);
 
+/* One symbolized frame of the text report, on a line of its own:
+ *   "    #3 0x55d0c0de1234 in func at /src/file.c:123"
+ *   "    #3 0x7f0c0de12345 in func (/lib/x86_64-linux-gnu/libc.so.6+0x27245)"
+ *   "    #3 0x1 in ??"                                                                    */
+void tsk__report_put_frame(FILE *out, int index, uintptr_t ip);
+
 /* Text report in the asyncio/LeakSanitizer tradition: one block per group of identical records
  * (same kind, task name and creation backtrace: "N tasks like this"), symbolized stacks with the
  * runtime's own frames trimmed, capped at max_groups_text groups; then the "suppressions used"
@@ -167,6 +173,9 @@ int tsk__report_json_fprint(FILE *out, tsk__leak *leaks, tsk__suppressions *supp
  * inspector's `leaks` answer). 0 or TSK_ENOMEM. */
 int tsk__report_json_doc(tsk__jbuf *b, tsk__leak *leaks, tsk__suppressions *supp,
                          const tsk__report_info *info, int compact);
+/* A task's "awaiting": {"kind":..,"id":..} (id null when 0), or null for TSK_WAIT_NONE. Shared
+ * by the report's TASK and the inspector's. */
+void tsk__report_json_awaiting(tsk__jbuf *b, tsk_wait_kind_t kind, uint64_t id);
 /* One record of the document's "leaks" array (as classified last). */
 void tsk__report_json_leak(tsk__jbuf *b, const tsk__leak *l);
 /* A FRAME array: the count addresses, trimmed of the runtime's frames (tsk__bt_trim) and

@@ -42,11 +42,6 @@ typedef struct offload_req {
   int abandoned;       /* counted in offload_running_abandoned */
 } offload_req;
 
-static tsk__list *reqs_of(tsk_runtime_t *rt) {
-  if (!rt->offload_reqs.next) tsk__list_init(&rt->offload_reqs);
-  return &rt->offload_reqs;
-}
-
 static void work_cb(uv_work_t *req) {
   offload_req *r = req->data;
   r->result = r->fn(r->arg);
@@ -116,7 +111,7 @@ int tsk_offload(tsk_work_fn fn, void *arg, tsk_work_done_fn done, int64_t timeou
     free(r);
     return rc;
   }
-  tsk__list_push(reqs_of(rt), &r->link);
+  tsk__list_push(&rt->offload_reqs, &r->link);
   w.data = r;
   w.unlink = offload_unlink;
   rc = tsk__wait_suspend(&w, timeout_ms);
@@ -131,11 +126,11 @@ void tsk_offload_abandoned(tsk_runtime_t *rt, size_t *running, size_t *total) {
   if (total) *total = ok ? (size_t)rt->offload_total_abandoned : 0;
 }
 
-/* Runtime close (called from tsk__io_runtime_close, after every task was destroyed): requests
- * still queued or running keep their memory and will call done(..., abandoned=1), but must not
- * touch the runtime, which may be freed before they finish. */
+/* Runtime close (after every task was destroyed): requests still queued or running keep their
+ * memory and will call done(..., abandoned=1), but must not touch the runtime, which may be
+ * freed before they finish. */
 void tsk__offload_runtime_close(tsk_runtime_t *rt) {
-  tsk__list *l = reqs_of(rt);
+  tsk__list *l = &rt->offload_reqs;
   while (!tsk__list_empty(l)) {
     offload_req *r = TSK__CONTAINER(l->next, offload_req, link);
     tsk__list_remove(&r->link);

@@ -29,14 +29,12 @@
 #define TSK__MAX_RECORDS 10000
 #define TSK__CHAIN_SCAN 100000 /* tasks looked at per ancestor lookup, at most */
 
+/* What parent chains need of a finished task (lookup below); the inspector keeps its own
+ * history of outcomes. Written at every task end: keep it to what is read. */
 typedef struct tsk__history_entry {
   uint64_t id, parent_id;
   tsk_fn fn;                   /* for the default name, resolved only when shown */
   char name[TSK__NAME_INLINE]; /* the task's own name, "" for the default */
-  tsk_task_state_t state;
-  int error;
-  uint64_t created_ms, finished_ms;
-  uint32_t switches;
 } tsk__history_entry;
 
 struct tsk__history {
@@ -110,18 +108,16 @@ void tsk__registry_free(tsk_runtime_t *rt) {
 
 /* ---- looking tasks up (for names and parent chains) ---- */
 
-/* The task's name: its own, or its entry function's symbol. */
-static void task_name(const tsk__task *t, char *buf, size_t size) {
-  if (t->name[0]) {
-    snprintf(buf, size, "%s", t->name);
-    return;
-  }
-  tsk__frame_info fi;
-  /* +1: symbolization looks up ip - 1, which must stay inside the function. */
-  if (tsk__bt_symbolize((uintptr_t)t->fn + 1, &fi) == 0 && fi.function)
-    snprintf(buf, size, "%s", fi.function);
+/* A task's name: its own (name), or its entry function's symbol. */
+static void name_of(const char *name, tsk_fn fn, char *buf, size_t size) {
+  if (name[0])
+    snprintf(buf, size, "%s", name);
   else
-    snprintf(buf, size, "task");
+    tsk__bt_entry_name((uintptr_t)fn, buf, size);
+}
+
+static void task_name(const tsk__task *t, char *buf, size_t size) {
+  name_of(t->name, t->fn, buf, size);
 }
 
 static const tsk__task *find_in(const tsk__list *l, uint64_t id, size_t *budget) {
@@ -146,15 +142,7 @@ static int lookup(tsk_runtime_t *rt, uint64_t id, char *name, size_t size, uint6
   for (size_t i = 0; i < h->count; i++) {
     const tsk__history_entry *e = &h->e[i];
     if (e->id == id) {
-      if (e->name[0]) {
-        snprintf(name, size, "%s", e->name);
-      } else {
-        tsk__frame_info fi;
-        if (tsk__bt_symbolize((uintptr_t)e->fn + 1, &fi) == 0 && fi.function)
-          snprintf(name, size, "%s", fi.function);
-        else
-          snprintf(name, size, "task");
-      }
+      name_of(e->name, e->fn, name, size);
       *parent = e->parent_id;
       return 1;
     }
@@ -173,12 +161,7 @@ void tsk__registry_task_finished(tsk__task *t) {
     e->parent_id = t->parent_id;
     e->fn = t->fn;
     memcpy(e->name, t->name, sizeof e->name); /* no formatting here: this runs per task */
-    e->state = t->state;
-    e->error = t->error;
-    e->created_ms = t->created_ms;
-    e->finished_ms = t->finished_ms;
-    e->switches = t->switches;
-    h->next = (h->next + 1) % h->cap;
+    if (++h->next == h->cap) h->next = 0;
     if (h->count < h->cap) h->count++;
   }
   if (t->state != TSK_TASK_FAILED) return;
@@ -196,6 +179,9 @@ void tsk__registry_task_finished(tsk__task *t) {
 
 static void add_record(tsk_runtime_t *rt, tsk__leak *l) {
   tsk__ev_leak(rt, l); /* the inspector server gets a copy */
+  if (rt->opts->verbosity >= 1) /* verbosity=1: each record as it is made, not only at close */
+    fprintf(stderr, "taskscope: %s: task %llu \"%s\": %s\n", tsk__leak_kind_name(l->kind),
+            (unsigned long long)l->task.id, l->task.name, l->reason);
   if (rt->nleaks >= TSK__MAX_RECORDS) {
     rt->leaks_dropped++;
     tsk__leak_free(l);

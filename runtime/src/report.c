@@ -222,7 +222,7 @@ static void put_task(FILE *out, uint64_t id, const char *name) {
   }
 }
 
-static void put_frame_text(FILE *out, int index, uintptr_t ip) {
+void tsk__report_put_frame(FILE *out, int index, uintptr_t ip) {
   tsk__frame_info fi;
   tsk__bt_symbolize(ip, &fi);
   const char *fn = fi.function ? fi.function : "??";
@@ -242,7 +242,7 @@ static void put_frame_text(FILE *out, int index, uintptr_t ip) {
 
 static void put_stack_text(FILE *out, const char *title, const uintptr_t *ips, int n) {
   fprintf(out, "  %s:\n", title);
-  for (int i = 0; i < n; i++) put_frame_text(out, i, ips[i]);
+  for (int i = 0; i < n; i++) tsk__report_put_frame(out, i, ips[i]);
 }
 
 static void put_bt_text(FILE *out, const char *title, const tsk__bt *bt, int always) {
@@ -422,6 +422,18 @@ static void json_frames(tsk__jbuf *b, const tsk__bt *bt) {
   tsk__report_json_frames(b, bt->ips, bt->n);
 }
 
+void tsk__report_json_awaiting(tsk__jbuf *b, tsk_wait_kind_t kind, uint64_t id) {
+  if (kind == TSK_WAIT_NONE) {
+    tsk__jbuf_puts(b, "null");
+    return;
+  }
+  tsk__jbuf_puts(b, "{\"kind\":");
+  json_str(b, tsk__wait_kind_name(kind));
+  tsk__jbuf_puts(b, ",\"id\":");
+  tsk__jbuf_opt_u64(b, id);
+  tsk__jbuf_putc(b, '}');
+}
+
 static void json_task_ref(tsk__jbuf *b, uint64_t id, const char *name) {
   tsk__jbuf_puts(b, "{\"id\":");
   tsk__jbuf_u64(b, id);
@@ -444,25 +456,11 @@ void tsk__report_json_leak(tsk__jbuf *b, const tsk__leak *l) {
   tsk__jbuf_puts(b, ",\"name\":");
   json_str(b, l->task.name);
   tsk__jbuf_puts(b, ",\"parent\":");
-  if (l->parent_id)
-    tsk__jbuf_u64(b, l->parent_id);
-  else
-    tsk__jbuf_puts(b, "null");
+  tsk__jbuf_opt_u64(b, l->parent_id);
   tsk__jbuf_puts(b, ",\"state\":");
   json_str(b, tsk__task_state_name(l->state));
   tsk__jbuf_puts(b, ",\"awaiting\":");
-  if (l->awaiting != TSK_WAIT_NONE) {
-    tsk__jbuf_puts(b, "{\"kind\":");
-    json_str(b, tsk__wait_kind_name(l->awaiting));
-    tsk__jbuf_puts(b, ",\"id\":");
-    if (l->awaiting_id)
-      tsk__jbuf_u64(b, l->awaiting_id);
-    else
-      tsk__jbuf_puts(b, "null");
-    tsk__jbuf_putc(b, '}');
-  } else {
-    tsk__jbuf_puts(b, "null");
-  }
+  tsk__report_json_awaiting(b, l->awaiting, l->awaiting_id);
   tsk__jbuf_putc(b, '}');
 
   tsk__jbuf_puts(b, ",\"chain\":[");

@@ -183,10 +183,8 @@ static inline void check_stack(tsk__task *t) {
 int tsk_yield(void) {
   tsk__task *t = tsk__current;
   if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
-  if (TSK__UNLIKELY(t->cancel_requested && !t->cancel_delivered)) {
-    t->cancel_delivered = 1;
-    return TSK_ECANCELED;
-  }
+  int rc = tsk__take_cancel(t);
+  if (TSK__UNLIKELY(rc)) return rc;
   tsk_runtime_t *rt = t->rt;
   if (TSK__LIKELY(rt->batch_left > 0)) {
     rt->batch_left--;
@@ -241,7 +239,6 @@ void tsk__switch_to_scheduler(tsk__task *t) {
 static int runtime_init(tsk_runtime_t *rt, uv_loop_t *loop) {
   int rc;
   rt->loop = loop;
-  rt->owner = pthread_self();
   rt->owner_token = &tsk__thread_token;
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -256,6 +253,7 @@ static int runtime_init(tsk_runtime_t *rt, uv_loop_t *loop) {
   tsk__list_init(&rt->live);
   tsk__list_init(&rt->finished);
   tsk__list_init(&rt->io_handles);
+  tsk__list_init(&rt->offload_reqs);
   tsk__list_init(&rt->groups);
   if ((rc = tsk__registry_init(rt)) != 0) return rc;
   tsk__stack_pool_init(&rt->stacks,
@@ -486,6 +484,7 @@ int tsk_runtime_close(tsk_runtime_t *rt) {
   rt->ready_count = 0;
   tsk__task_free_finished(rt);
   tsk__group_runtime_close(rt);
+  tsk__offload_runtime_close(rt);
   tsk__io_runtime_close(rt);
   tsk__events_runtime_close(rt, on_handle_closed);
 

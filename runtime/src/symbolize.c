@@ -369,26 +369,13 @@ void tsk__bt_symbolize_cleanup(void) {
   pthread_mutex_unlock(&sym_lock);
 }
 
-int tsk__bt_format_frame(char *buf, size_t size, int index, const tsk__frame_info *fi) {
-  const char *fn = fi->function ? fi->function : "??";
-  unsigned long long ip = (unsigned long long)fi->ip;
-  if (fi->file)
-    return snprintf(buf, size, "  #%d 0x%016llx in %s at %s:%d", index, ip, fn, fi->file,
-                    fi->line);
-  if (fi->module)
-    return snprintf(buf, size, "  #%d 0x%016llx in %s (%s+0x%llx)", index, ip, fn, fi->module,
-                    (unsigned long long)fi->module_offset);
-  return snprintf(buf, size, "  #%d 0x%016llx in %s", index, ip, fn);
-}
-
-void tsk__bt_fprint(FILE *out, const uintptr_t *ips, int n) {
-  char line[1024];
-  for (int i = 0; i < n; i++) {
-    tsk__frame_info fi;
-    tsk__bt_symbolize(ips[i], &fi);
-    tsk__bt_format_frame(line, sizeof line, i, &fi);
-    fprintf(out, "%s\n", line);
-  }
+void tsk__bt_entry_name(uintptr_t fn, char *buf, size_t size) {
+  tsk__frame_info fi;
+  /* +1: symbolization looks up ip - 1, which must stay inside the function. */
+  if (fn && tsk__bt_symbolize(fn + 1, &fi) == 0 && strcmp(fi.function, "??") != 0)
+    snprintf(buf, size, "%s", fi.function);
+  else
+    snprintf(buf, size, "task");
 }
 
 /* ---- classification ---- */

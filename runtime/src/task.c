@@ -40,12 +40,15 @@ static tsk__task *task_alloc(tsk_runtime_t *rt) {
   tsk__task *t = rt->free_tasks;
   if (TSK__LIKELY(t != NULL)) {
     rt->free_tasks = t->next_ready;
-    rt->free_task_count--;
-  } else {
-    t = malloc(sizeof *t);
-    if (!t) return NULL;
+    return t;
   }
-  return t;
+  return malloc(sizeof *t);
+}
+
+static void task_recycle(tsk_runtime_t *rt, tsk__task *t) {
+  t->id = 0; /* a stale handle never matches a recycled struct */
+  t->next_ready = rt->free_tasks;
+  rt->free_tasks = t;
 }
 
 void tsk__task_free(tsk__task *t) {
@@ -63,10 +66,7 @@ void tsk__task_free(tsk__task *t) {
     free(t->created_copy);
     t->created_copy = NULL;
   }
-  t->id = 0; /* a stale handle never matches a freed struct */
-  t->next_ready = rt->free_tasks;
-  rt->free_tasks = t;
-  rt->free_task_count++;
+  task_recycle(rt, t);
 }
 
 static void task_finish(tsk__task *t, int rc);
@@ -93,9 +93,7 @@ int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, 
   if (!t) return TSK_ENOMEM;
   t->stack = tsk__stack_get(&rt->stacks, stack_size);
   if (!t->stack) {
-    t->next_ready = rt->free_tasks;
-    rt->free_tasks = t;
-    rt->free_task_count++;
+    task_recycle(rt, t);
     return TSK_ENOMEM;
   }
   t->id = new_task_id();
@@ -203,11 +201,8 @@ void tsk__task_destroy(tsk__task *t) {
   tsk__ev_simple(rt, TSK__EV_DESTROY, t->id);
   rt->stats.live--;
   if (t->group) tsk__group_task_finished(t);
-  if (t->joiner) {
-    tsk__wait *j = t->joiner;
-    t->joiner = NULL;
-    (void)j; /* the joiner is being destroyed too: every task is, at close */
-  }
+  /* t->joiner, if any, is being destroyed too (runtime close) or was woken already
+   * (tsk_task_destroy). */
   tsk__stack_unpoison(t->stack, tsk__ctx_saved_sp(&t->ctx));
   tsk__stack_put(&rt->stacks, t->stack);
   t->stack = NULL;
@@ -306,7 +301,7 @@ int tsk_join(tsk_task_t h, int64_t timeout_ms, tsk_result_t *res) {
   if (rc == TSK_ETIMEDOUT) {
     /* wait_for semantics: cancel what we waited for and wait until it has ended. */
     if (!finished(t)) {
-      tsk_cancel(h);
+      tsk__cancel_task(t);
       wait_for_end(t, TSK_FOREVER, 0);
     }
     collect(t, res);
@@ -370,11 +365,8 @@ int tsk_task_destroy(tsk_task_t h) {
   if (finished(t)) return TSK_EINVAL;
   if (t->rt->zombie == t) return TSK_EINVAL;
   tsk__registry_destroyed(t, "destroyed explicitly (tsk_task_destroy)");
-  if (t->joiner) { /* its joiner can never get an outcome now */
-    tsk__wait *j = t->joiner;
-    t->joiner = NULL;
-    tsk__wait_end(j, TSK_EBROKEN);
-  }
+  /* Its joiner can never get an outcome now (join_unlink clears t->joiner). */
+  if (t->joiner) tsk__wait_end(t->joiner, TSK_EBROKEN);
   if (t->in_ready) tsk__ready_remove(t);
   tsk__task_destroy(t);
   return 0;

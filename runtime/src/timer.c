@@ -10,12 +10,7 @@
 
 #define NOT_ARMED SIZE_MAX
 
-void tsk__timer_init(tsk__timer *tm, void (*fire)(tsk__timer *)) {
-  tm->due = 0;
-  tm->seq = 0;
-  tm->index = NOT_ARMED;
-  tm->fire = fire;
-}
+static void on_timer(uv_timer_t *h);
 
 static int earlier(const tsk__timer *a, const tsk__timer *b) {
   return a->due < b->due || (a->due == b->due && a->seq < b->seq);
@@ -64,8 +59,7 @@ static void reprogram(tsk_runtime_t *rt) {
   if (rt->timer_handle_due == due) return;
   uint64_t now = uv_now(rt->loop);
   rt->timer_handle_due = due;
-  extern void tsk__on_timer(uv_timer_t *);
-  uv_timer_start(&rt->timer_handle, tsk__on_timer, due > now ? due - now : 0, 0);
+  uv_timer_start(&rt->timer_handle, on_timer, due > now ? due - now : 0, 0);
 }
 
 void tsk__timer_arm(tsk_runtime_t *rt, tsk__timer *tm, uint64_t due) {
@@ -97,10 +91,10 @@ void tsk__timer_disarm(tsk_runtime_t *rt, tsk__timer *tm) {
   }
   if (i == 0 && rt->heap_len == 0) reprogram(rt);
   /* When the removed timer was the earliest but others remain, the uv timer may fire early
-   * once; tsk__on_timer then simply re-programs it. */
+   * once; on_timer then simply re-programs it. */
 }
 
-void tsk__on_timer(uv_timer_t *h) {
+static void on_timer(uv_timer_t *h) {
   tsk_runtime_t *rt = h->data;
   uint64_t now = uv_now(rt->loop);
   rt->timer_handle_due = 0;

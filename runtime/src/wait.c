@@ -16,15 +16,6 @@ void tsk__on_wait_timeout(tsk__timer *tm) {
   tsk__wait_end(w, TSK_ETIMEDOUT);
 }
 
-
-int tsk__take_cancel(tsk__task *t) {
-  if (t->cancel_requested && !t->cancel_delivered) {
-    t->cancel_delivered = 1;
-    return TSK_ECANCELED;
-  }
-  return 0;
-}
-
 /* The earliest of the wait's own limit and the task's deadline scopes, as a uv_now deadline;
  * UINT64_MAX when there is none. */
 static uint64_t wait_due(tsk__task *t, int64_t timeout_ms) {
@@ -48,14 +39,11 @@ int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms) {
       abandon(w);
       return rc;
     }
-    if (timeout_ms >= 0 || t->ndeadlines) {
-      uint64_t due = wait_due(t, timeout_ms);
-      if (due <= uv_now(rt->loop) && timeout_ms == 0) {
-        abandon(w);
-        return TSK_ETIMEDOUT;
-      }
-      tsk__timer_arm(rt, &w->timer, due);
+    if (timeout_ms == 0) { /* a poll */
+      abandon(w);
+      return TSK_ETIMEDOUT;
     }
+    if (timeout_ms > 0 || t->ndeadlines) tsk__timer_arm(rt, &w->timer, wait_due(t, timeout_ms));
   }
   t->wait = w;
   t->state = TSK_TASK_WAITING;
@@ -85,21 +73,31 @@ void tsk__wait_end(tsk__wait *w, int result) {
 }
 
 int tsk_sleep(uint64_t ms) {
+  if (ms == 0) return tsk_yield();
   tsk__wait w;
   int rc = tsk__wait_prepare(&w, TSK_WAIT_SLEEP, 0);
   if (rc) return rc;
   tsk__task *t = w.task;
-  if (ms == 0) return tsk_yield();
-  uint64_t due = uv_now(t->rt->loop) + ms;
-  for (unsigned i = 0; i < t->ndeadlines; i++)
-    if (t->deadlines[i] < due) {
-      /* A deadline scope ends first: sleep until it, then report the timeout. */
-      rc = tsk__wait_suspend(&w, (int64_t)ms);
-      return rc;
-    }
-  /* The sleep's own expiry is success, not a timeout. */
+  /* The sleep's own expiry is success, not a timeout; a deadline scope that ends first is. */
+  int scoped = wait_due(t, -1) < uv_now(t->rt->loop) + ms;
   rc = tsk__wait_suspend(&w, (int64_t)ms);
-  return rc == TSK_ETIMEDOUT ? 0 : rc;
+  return rc == TSK_ETIMEDOUT && !scoped ? 0 : rc;
+}
+
+/* ---- objects that queue their waiters in a list ---- */
+
+void tsk__wait_unlink_list(tsk__wait *w) { tsk__list_remove(&w->link); }
+
+int tsk__wait_on_list(tsk__wait *w, tsk__list *waiters, int64_t timeout_ms) {
+  w->unlink = tsk__wait_unlink_list;
+  tsk__list_push(waiters, &w->link);
+  return tsk__wait_suspend(w, timeout_ms);
+}
+
+void tsk__wait_end_all(tsk__list *waiters, int result) {
+  tsk__wait *w;
+  /* Each wait's unlink takes it off the list. */
+  while ((w = tsk__wait_first(waiters))) tsk__wait_end(w, result);
 }
 
 int tsk_timeout_push(uint64_t ms) {

@@ -6,7 +6,10 @@
  *   - every reply the server would send is one line of valid JSON (parsed back with jansson);
  *   - the JSON string writer (tsk__jbuf_strn, shared with the leak report) turns any bytes,
  *     the line itself here, into a valid JSON string;
- *   - a line the framer hands out is never longer than TSK__PROTO_LINE_MAX.
+ *   - a line the framer hands out is never longer than TSK__PROTO_LINE_MAX;
+ *   - a message the parser accepts holds only values PROTOCOL.md allows (a known type, an
+ *     interval and timeout in range, a task id >= 1 for where/cancel); one it refuses names a
+ *     known error code.
  * Build and run: tests/fuzz/run_fuzz.sh (clang -fsanitize=fuzzer,address,undefined).
  */
 #include "json.h"
@@ -31,6 +34,18 @@ static void check_json_line(const tsk__jbuf *b) {
     abort();
   }
   json_decref(j);
+}
+
+static void check_accepted(const tsk__msg *m) {
+  int ok = m->type >= TSK__MSG_HELLO && m->type <= TSK__MSG_PING &&
+           m->interval_ms >= TSK__PROTO_INTERVAL_MIN && m->interval_ms <= TSK__PROTO_INTERVAL_MAX &&
+           m->timeout_ms >= 0 && m->timeout_ms <= TSK__PROTO_TIMEOUT_MAX &&
+           (m->pending == 0 || m->pending == 1);
+  if ((m->type == TSK__MSG_WHERE || m->type == TSK__MSG_CANCEL) && m->task < 1) ok = 0;
+  if (!ok) {
+    fprintf(stderr, "accepted a message with a value out of range (type %d)\n", (int)m->type);
+    abort();
+  }
 }
 
 static void check_json_string(const char *s, size_t n) {
@@ -71,8 +86,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       tsk__msg m;
       char err[256];
       tsk__perr e = tsk__proto_parse(line, len, &m, err, sizeof err);
+      if (e == TSK__PE_OK) check_accepted(&m);
       if (e == TSK__PE_OK) e = tsk__proto_session_check(&session, &m, err, sizeof err);
       if (e != TSK__PE_OK) {
+        if (strcmp(tsk__perr_code(e), "internal") == 0 || !err[0]) {
+          fprintf(stderr, "error %d without a code or a reason\n", (int)e);
+          abort();
+        }
         out.len = 0;
         tsk__proto_error(&out, &m, e, err);
         check_json_line(&out);

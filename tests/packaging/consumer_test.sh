@@ -38,7 +38,8 @@ if [ -z "$pc_file" ]; then
 fi
 pc_dir=$(dirname "$pc_file")
 lib_dir=$(dirname "$pc_dir")
-for f in "$prefix/include/taskscope.h" "$lib_dir/libtaskscope.so" "$lib_dir/libtaskscope.a" \
+for f in "$prefix/include/taskscope.h" "$prefix/include/taskscope/test.h" \
+         "$prefix/bin/taskscope" "$lib_dir/libtaskscope.so" "$lib_dir/libtaskscope.a" \
          "$lib_dir/cmake/taskscope/taskscopeConfig.cmake" \
          "$lib_dir/cmake/taskscope/taskscopeConfigVersion.cmake" \
          "$lib_dir/cmake/taskscope/taskscopeTargets.cmake"; do
@@ -47,6 +48,9 @@ for f in "$prefix/include/taskscope.h" "$lib_dir/libtaskscope.so" "$lib_dir/libt
     exit 1
   fi
 done
+
+echo "== the installed CLI runs"
+run "$prefix/bin/taskscope" --version
 
 echo "== consumer through find_package(taskscope)"
 run "$cmake" -S "$consumer_src" -B "$tmp/cmake-build" \

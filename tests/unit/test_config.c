@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "taskscope.h"
+#include "internal.h" /* the stack size a runtime took: not observable through the public API */
 
 /* Runs "create a runtime, close it" in a child with TASKSCOPE_OPTIONS=spec; returns its exit
  * status and what it wrote on stderr. */
@@ -62,6 +63,16 @@ static void test_bad_value_with_strict_stops(void **state) {
   assert_non_null(strstr(err, "'frames'"));
 }
 
+static void test_verbosity_notes(void **state) {
+  (void)state;
+  char err[2048];
+  assert_int_equal(child_with_options("verbosity=1:frames=9", err, sizeof err), 0);
+  assert_non_null(strstr(err, "taskscope: options: "));
+  assert_non_null(strstr(err, "frames=9"));
+  assert_int_equal(child_with_options("frames=9", err, sizeof err), 0);
+  assert_null(strstr(err, "taskscope: options: "));
+}
+
 static void test_options_set_and_get(void **state) {
   (void)state;
   char err[512], buf[8192];
@@ -72,11 +83,17 @@ static void test_options_set_and_get(void **state) {
   assert_non_null(strstr(err, "frames"));
   assert_int_equal(tsk_options_set("nosuch", "1", err, sizeof err), TSK_EOPTION);
   assert_non_null(strstr(err, "nosuch"));
+  /* A refused value changes nothing. */
+  assert_true(tsk_options_get(buf, sizeof buf) > 0);
+  assert_non_null(strstr(buf, "frames=32"));
   /* A runtime created after a change works with it. */
   assert_int_equal(tsk_options_set("stack_size", "32k", err, sizeof err), 0);
   tsk_runtime_t *rt;
   assert_int_equal(tsk_runtime_new(&rt), 0);
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  assert_int_equal(rt->stacks.stack_size, (32 * 1024 + page - 1) / page * page);
   assert_int_equal(tsk_runtime_close(rt), 0);
+  assert_int_equal(tsk_options_set("stack_size", "256k", err, sizeof err), 0);
 }
 
 int main(void) {
@@ -84,6 +101,7 @@ int main(void) {
       cmocka_unit_test(test_good_options_are_silent),
       cmocka_unit_test(test_bad_option_names_key_and_continues),
       cmocka_unit_test(test_bad_value_with_strict_stops),
+      cmocka_unit_test(test_verbosity_notes),
       cmocka_unit_test(test_options_set_and_get),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

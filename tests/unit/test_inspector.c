@@ -800,7 +800,7 @@ static void test_resync_after_drops(void **state) {
   app_start(&a, NULL);
   tsk__server_stats st0, st1;
   tsk__server_stats_get(&st0);
-  /* 40 000 tasks spawned at once overflow the ring (16 384 events): the server resyncs. (The
+  /* 40 000 tasks spawned at once overflow the ring (TSK__EV_RING, 8192 events): the server resyncs. (The
    * second wave, on stacks the first one left in the pool, is the fast one.) */
   waves w = {&a, 2, 40000, 1500, NULL, 0};
   client c;

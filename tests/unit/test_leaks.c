@@ -286,6 +286,21 @@ static void test_unretrieved_error(void **state) {
   json_decref(o.report);
 }
 
+static void test_verbosity_reports_as_it_happens(void **state) {
+  (void)state;
+  scenario s = {"unretrieved", main_unretrieved, 1, 0, 0};
+  static outcome o;
+  run_child(&s, "verbosity=1", &o);
+  assert_int_equal(o.status, 0);
+  /* the one-line note comes when the record is made, before the report at close */
+  const char *note = strstr(o.err, "taskscope: unretrieved_error: task ");
+  const char *report = strstr(o.err, "Task exception was never retrieved");
+  assert_non_null(note);
+  assert_non_null(report);
+  assert_true(note < report);
+  json_decref(o.report);
+}
+
 static void test_no_false_positive_when_retrieved(void **state) {
   (void)state;
   scenario s = {"joined", main_joined, 1, 0, 0};
@@ -429,6 +444,7 @@ static void test_check_api(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unretrieved_error),
+      cmocka_unit_test(test_verbosity_reports_as_it_happens),
       cmocka_unit_test(test_no_false_positive_when_retrieved),
       cmocka_unit_test(test_destroyed_pending_at_close),
       cmocka_unit_test(test_stranded_waiter),

@@ -379,7 +379,6 @@ static int main_sleep(void *arg) {
   TT_RC(0, tsk_sleep(0)); /* a yield */
   TT_RC(0, tsk_sleep(1));
   TT_CHECK(tt_now() - t0 >= 1);
-  /* Sleepers with different durations wake in deadline order. */
   return 0;
 }
 
