@@ -311,10 +311,6 @@ static int safe_read(tsk__srv *s, void *dst, uintptr_t src, size_t n) {
   return read(s->safe_pipe[0], dst, n) == (ssize_t)n ? 0 : -1;
 }
 
-#if !defined(TSK_CTX_UCONTEXT)
-void tsk__ctx_trampoline(void); /* ctx_*.S */
-#endif
-
 static int walk_saved(tsk__srv *s, uintptr_t sp, uintptr_t lo, uintptr_t hi, uintptr_t *ips,
                       int max) {
 #if defined(TSK_CTX_UCONTEXT) || !(defined(__x86_64__) || defined(__aarch64__))
@@ -329,7 +325,7 @@ static int walk_saved(tsk__srv *s, uintptr_t sp, uintptr_t lo, uintptr_t hi, uin
   uint64_t saved[RA_SLOT + 1];
   if (sp < lo || sp + sizeof saved > hi || safe_read(s, saved, sp, sizeof saved)) return 0;
   uintptr_t ra = (uintptr_t)saved[RA_SLOT], fp = (uintptr_t)saved[FP_SLOT];
-  if (ra < 4096 || ra == (uintptr_t)tsk__ctx_trampoline) return 0;
+  if (ra < 4096) return 0;
   int n = 0;
   ips[n++] = ra;
   while (n < max) {

@@ -164,10 +164,6 @@ tsk__bt_capture(uintptr_t *ips, int max, int skip) {
 
 /* ---- suspended contexts ---- */
 
-#if !defined(TSK_CTX_UCONTEXT)
-void tsk__ctx_trampoline(void); /* ctx_*.S: where a context that never ran starts */
-#endif
-
 TSK__BT_NO_ASAN int tsk__bt_unwind_suspended(const tsk__ctx *ctx, uintptr_t *ips, int max) {
   if (!ctx || !ips || max <= 0) return 0;
   max = clamp_max(max);
@@ -180,7 +176,7 @@ TSK__BT_NO_ASAN int tsk__bt_unwind_suspended(const tsk__ctx *ctx, uintptr_t *ips
   return 0;
 #elif defined(__x86_64__)
   const uint64_t *s = (const uint64_t *)tsk__ctx_saved_sp(ctx);
-  if (!s || s[6] == (uint64_t)(uintptr_t)tsk__ctx_trampoline) return 0;
+  if (!s) return 0; /* never ran */
   greg_t *g = uc.uc_mcontext.gregs;
   g[REG_R15] = (greg_t)s[0];
   g[REG_R14] = (greg_t)s[1];
@@ -192,7 +188,7 @@ TSK__BT_NO_ASAN int tsk__bt_unwind_suspended(const tsk__ctx *ctx, uintptr_t *ips
   g[REG_RSP] = (greg_t)((uintptr_t)s + 56); /* after the switch's six pops and its ret */
 #elif defined(__aarch64__)
   const uint64_t *s = (const uint64_t *)tsk__ctx_saved_sp(ctx);
-  if (!s || s[11] == (uint64_t)(uintptr_t)tsk__ctx_trampoline) return 0;
+  if (!s) return 0; /* never ran */
   for (int i = 0; i < 10; i++) uc.uc_mcontext.regs[19 + i] = s[i];
   uc.uc_mcontext.regs[29] = s[10];
   uc.uc_mcontext.regs[30] = s[11];
@@ -227,7 +223,7 @@ TSK__BT_NO_ASAN int tsk__bt_unwind_suspended_fp(const tsk__ctx *ctx, uintptr_t *
 #endif
   if (!s || (uintptr_t)s < lo || (uintptr_t)(s + ra_slot + 1) > hi) return 0;
   uintptr_t ra = (uintptr_t)s[ra_slot];
-  if (ra == (uintptr_t)tsk__ctx_trampoline || ra < 4096) return 0;
+  if (ra < 4096) return 0;
   max = clamp_max(max);
   ips[0] = ra;
   return 1 + fp_walk((uintptr_t)s[fp_slot], ips + 1, max - 1, 0, lo, hi);

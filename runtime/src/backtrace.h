@@ -61,7 +61,8 @@ int tsk__bt_capture_unw(uintptr_t *ips, int max, int skip);
 
 /* Records up to max return addresses of the suspended context ctx (a task that ran and is now
  * suspended: READY after a yield, or WAITING) and returns how many. ips[0] is the return address
- * into the caller of tsk__ctx_switch; the last one is usually in the task's entry trampoline.
+ * into the caller of tsk__ctx_switch; the last one is in tsk__ctx_start (the call of the task's
+ * entry), whose unwind information ends the walk.
  * Builds a libunwind context from the registers saved on the task's stack (see ctx.h) and steps
  * with DWARF CFI; it only reads the task's stack. Returns 0 for a context that never ran (a new
  * task: nothing to unwind) and for a NULL ctx.
@@ -136,7 +137,7 @@ enum {
  *     RUNTIME when the ELF symbol or the function name starts with "tsk_" (which includes
  *     "tsk__", the runtime's namespace) or the call site's source file lies in the directory of
  *     the runtime's own sources (as recorded in DWARF for this file; this catches the runtime's
- *     static functions such as task_entry); LOOP when the name starts with "uv_" (or "uv__");
+ *     static functions such as tsk__task_entry); LOOP when the name starts with "uv_" (or "uv__");
  *   - everything else is USER.
  * Limit: in a static build without debug info, the runtime's static functions (no "tsk_" prefix)
  * are classified USER; an application's own functions named tsk_* are classified RUNTIME. */
@@ -144,7 +145,7 @@ int tsk__bt_is_runtime_frame(uintptr_t ip);
 
 /* Which frames of a captured backtrace a report should show: skips the leading frames that are
  * RUNTIME or LOOP (capture site, spawn functions), and drops the trailing ones (the task's
- * entry and trampoline, or uv_run below a loop callback). Sets *first and returns the count;
+ * entry and tsk__ctx_start, or uv_run below a loop callback). Sets *first and returns the count;
  * when every frame is the runtime's, shows them all (*first = 0, returns n). */
 int tsk__bt_trim(const uintptr_t *ips, int n, int *first);
 

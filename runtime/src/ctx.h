@@ -36,12 +36,24 @@ typedef struct tsk__ctx {
 /* Saves the current context into from and resumes to. Returns when something switches back. */
 void tsk__ctx_switch(tsk__ctx *from, tsk__ctx *to);
 
-/* Prepares ctx so that switching to it calls entry(arg) on the stack [stack_lo, stack_lo+size).
- * entry must never return. */
-void tsk__ctx_make(tsk__ctx *ctx, char *stack_lo, size_t size, void (*entry)(void *), void *arg);
+/* What a new context runs: returns the context to resume when it is done. Its stack is not used
+ * any more once it has returned. */
+typedef tsk__ctx *(*tsk__ctx_entry)(void *arg);
 
-/* Where the suspended context's saved registers are (the assembly layout above); NULL for the
- * ucontext back end. */
+/* Saves the current context into from (as tsk__ctx_switch does) and calls entry(arg) on the stack
+ * [stack_lo, stack_lo + size); self is the new context's own tsk__ctx, which is marked started.
+ * Returns when something switches back to from. The first frame on the new stack is the bottom
+ * of any unwind (no caller). A context is started once; after that it is resumed with
+ * tsk__ctx_switch. Before its start, a tsk__ctx must be zeroed (tsk__ctx_init). */
+void tsk__ctx_start(tsk__ctx *from, tsk__ctx *self, char *stack_lo, size_t size,
+                    tsk__ctx_entry entry, void *arg);
+
+static inline void tsk__ctx_init(tsk__ctx *ctx) { ctx->sp = NULL; }
+/* 0 until tsk__ctx_start ran for it. */
+static inline int tsk__ctx_started(const tsk__ctx *ctx) { return ctx->sp != NULL; }
+
+/* Where the suspended context's saved registers are (the assembly layout above); NULL for a
+ * context never started; meaningless for the ucontext back end. */
 static inline void *tsk__ctx_saved_sp(const tsk__ctx *ctx) { return ctx->sp; }
 
 #endif

@@ -40,18 +40,65 @@ tsk__ctx_switch:
         ret
         .size   tsk__ctx_switch, .-tsk__ctx_switch
 
-/* First code a new context runs: x19 = entry, x20 = its argument; x29 = 0 ends the frame chain. */
-        .globl  tsk__ctx_trampoline
-        .hidden tsk__ctx_trampoline
-        .type   tsk__ctx_trampoline,%function
+/* tsk__ctx_start(from, self, stack_lo, size, entry, arg): saves the current context into from
+ * as tsk__ctx_switch does, then calls entry(arg) on the new stack with x29 = 0 (frame-pointer
+ * walkers stop there) and the return address marked undefined for unwinders. When entry returns
+ * a context, the new stack is abandoned and that context is resumed. Why a call: see
+ * ctx_x86_64.S (it keeps the return predictor in step). */
+        .globl  tsk__ctx_start
+        .hidden tsk__ctx_start
+        .type   tsk__ctx_start,%function
         .p2align 4
-tsk__ctx_trampoline:
+tsk__ctx_start:
         .cfi_startproc
+        sub     sp, sp, #160
+        .cfi_def_cfa_offset 160
+        stp     x19, x20, [sp, #0]
+        stp     x21, x22, [sp, #16]
+        stp     x23, x24, [sp, #32]
+        stp     x25, x26, [sp, #48]
+        stp     x27, x28, [sp, #64]
+        stp     x29, x30, [sp, #80]
+        .cfi_offset x29, -80
+        .cfi_offset x30, -72
+        stp     d8, d9, [sp, #96]
+        stp     d10, d11, [sp, #112]
+        stp     d12, d13, [sp, #128]
+        stp     d14, d15, [sp, #144]
+        mov     x9, sp
+        str     x9, [x0]
+        add     x9, x2, x3
+        and     x9, x9, #-16
+        mov     sp, x9
+        /* From here on this frame lives on the new stack and has no caller. */
+        .cfi_def_cfa sp, 0
         .cfi_undefined x30
-        mov     x0, x20
-        blr     x19
-        brk     #0
+        .cfi_undefined x29
+        mov     x29, #0
+        mov     x0, x5
+        blr     x4
+        /* x0 = the context to resume: the block tsk__ctx_switch or this function saved. */
+        ldr     x9, [x0]
+        mov     sp, x9
+        .cfi_def_cfa sp, 160
+        .cfi_offset x29, -80
+        .cfi_offset x30, -72
+        ldp     x19, x20, [sp, #0]
+        ldp     x21, x22, [sp, #16]
+        ldp     x23, x24, [sp, #32]
+        ldp     x25, x26, [sp, #48]
+        ldp     x27, x28, [sp, #64]
+        ldp     x29, x30, [sp, #80]
+        ldp     d8, d9, [sp, #96]
+        ldp     d10, d11, [sp, #112]
+        ldp     d12, d13, [sp, #128]
+        ldp     d14, d15, [sp, #144]
+        add     sp, sp, #160
+        .cfi_def_cfa_offset 0
+        .cfi_restore x29
+        .cfi_restore x30
+        ret
         .cfi_endproc
-        .size   tsk__ctx_trampoline, .-tsk__ctx_trampoline
+        .size   tsk__ctx_start, .-tsk__ctx_start
 #endif
         .section .note.GNU-stack,"",%progbits

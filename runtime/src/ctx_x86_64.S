@@ -51,19 +51,81 @@ tsk__ctx_switch:
         .cfi_endproc
         .size   tsk__ctx_switch, .-tsk__ctx_switch
 
-/* First code a new context runs: r12 = entry, r13 = its argument. The return address is marked
- * undefined so unwinders stop here: this is the bottom of every task's stack. */
-        .globl  tsk__ctx_trampoline
-        .hidden tsk__ctx_trampoline
-        .type   tsk__ctx_trampoline,@function
+/* tsk__ctx_start(from, self, stack_lo, size, entry, arg): saves the current context into from
+ * exactly as tsk__ctx_switch does, then calls entry(arg) on the new stack (self is unused here;
+ * the ucontext back end needs it). rbp is zeroed first so that frame-pointer walkers stop at the
+ * new stack's first frame, and the return address of that call is marked undefined so that
+ * unwinders stop there too. When entry returns a context, the new stack is abandoned and that
+ * context is resumed: the same pops and ret as the second half of tsk__ctx_switch.
+ *
+ * Why a call rather than a prepared first frame: the call keeps the CPU's return-stack predictor
+ * in step. When entry returns the very context that started it (a task that ran to its end
+ * without suspending and hands back to its starter: every spawn+join of a short task), each
+ * return on both sides is predicted, where a switch into a prepared frame mispredicts two or
+ * three of them. */
+        .globl  tsk__ctx_start
+        .hidden tsk__ctx_start
+        .type   tsk__ctx_start,@function
         .p2align 4
-tsk__ctx_trampoline:
+tsk__ctx_start:
         .cfi_startproc
+        pushq   %rbp
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset rbp, 0
+        pushq   %rbx
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset rbx, 0
+        pushq   %r12
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r12, 0
+        pushq   %r13
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r13, 0
+        pushq   %r14
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r14, 0
+        pushq   %r15
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r15, 0
+        movq    %rsp, (%rdi)
+        leaq    (%rdx,%rcx), %rsp
+        andq    $-16, %rsp
+        /* From here on this frame lives on the new stack and has no caller. */
+        .cfi_def_cfa rsp, 0
         .cfi_undefined rip
-        movq    %r13, %rdi
-        callq   *%r12
-        ud2
+        .cfi_undefined rbp
+        .cfi_undefined rbx
+        .cfi_undefined r12
+        .cfi_undefined r13
+        .cfi_undefined r14
+        .cfi_undefined r15
+        xorl    %ebp, %ebp
+        movq    %r9, %rdi
+        callq   *%r8
+        /* rax = the context to resume; its saved block is [r15][r14][r13][r12][rbx][rbp][ra]. */
+        movq    (%rax), %rsp
+        .cfi_def_cfa rsp, 56
+        .cfi_offset rip, -8
+        .cfi_offset rbp, -16
+        .cfi_offset rbx, -24
+        .cfi_offset r12, -32
+        .cfi_offset r13, -40
+        .cfi_offset r14, -48
+        .cfi_offset r15, -56
+        popq    %r15
+        .cfi_adjust_cfa_offset -8
+        popq    %r14
+        .cfi_adjust_cfa_offset -8
+        popq    %r13
+        .cfi_adjust_cfa_offset -8
+        popq    %r12
+        .cfi_adjust_cfa_offset -8
+        popq    %rbx
+        .cfi_adjust_cfa_offset -8
+        popq    %rbp
+        .cfi_adjust_cfa_offset -8
+        ret
         .cfi_endproc
-        .size   tsk__ctx_trampoline, .-tsk__ctx_trampoline
+        .size   tsk__ctx_start, .-tsk__ctx_start
 #endif
         .section .note.GNU-stack,"",@progbits

@@ -325,5 +325,10 @@ void tsk__task_set_message(tsk__task *t, const char *msg);
 void tsk__switch_to_scheduler(tsk__task *t);
 /* Called first thing on a new task's stack: finishes the switch that started it. */
 void tsk__after_first_switch(tsk_runtime_t *rt);
+/* task.c: what every task runs on its own stack (a tsk__ctx_entry); returns the context to
+ * resume once the task has finished. */
+tsk__ctx *tsk__task_entry(void *task);
+/* runtime.c: picks what runs after the finished task t (see tsk__task_entry). */
+tsk__ctx *tsk__task_exit(tsk__task *t);
 
 #endif

@@ -85,26 +85,26 @@ void tsk__ready_remove(tsk__task *t) {
 }
 
 /* Releases the stack of the task that just ended on it (it could not free the stack it was
- * running on) and, when nobody holds its handle any more, the task itself. */
+ * running on) and, when nobody holds its handle any more, the task itself. A task that returned
+ * from its entry left no frame behind; one that started another task on its way out (see
+ * tsk__task_exit) did, below its saved stack pointer. */
 static void reap_zombie(tsk_runtime_t *rt) {
   tsk__task *z = rt->zombie;
   rt->zombie = NULL;
-  tsk__stack_unpoison(z->stack, tsk__ctx_saved_sp(&z->ctx));
+  if (tsk__ctx_started(&z->ctx)) tsk__stack_unpoison(z->stack, tsk__ctx_saved_sp(&z->ctx));
   tsk__stack_put(&rt->stacks, z->stack);
   z->stack = NULL;
   if (!z->handle_held) tsk__task_free(z);
 }
 
 /* AddressSanitizer must be told about every stack switch (it keeps per-stack shadow state).
- * A task that is ending passes NULL so that its fake stack is released. */
-static inline void asan_before(tsk_runtime_t *rt, void **save, int ending, const char *lo,
-                               size_t size) {
+ * A task that is ending passes save = NULL so that its fake stack is released. */
+static inline void asan_before(void **save, const char *lo, size_t size) {
 #ifdef TSK__ASAN
-  __sanitizer_start_switch_fiber(ending ? NULL : save, lo, size);
+  __sanitizer_start_switch_fiber(save, lo, size);
 #else
-  (void)save, (void)ending, (void)lo, (void)size;
+  (void)save, (void)lo, (void)size;
 #endif
-  (void)rt;
 }
 
 static inline void asan_after(void *save) {
@@ -120,8 +120,6 @@ void tsk__after_first_switch(tsk_runtime_t *rt) {
   if (rt->zombie) reap_zombie(rt);
 }
 
-/* Makes next the running task and switches to it from the context saved into from. Returns
- * when something switches back to from. */
 /* busy_time=on: charges the time since the last switch to the task leaving the CPU (NULL: the
  * loop itself, not charged). One clock read per switch, so it is off by default. */
 static inline void account_busy(tsk_runtime_t *rt, tsk__task *leaving) {
@@ -131,19 +129,53 @@ static inline void account_busy(tsk_runtime_t *rt, tsk__task *leaving) {
   rt->slice_start_ns = now;
 }
 
-static inline void switch_to_task(tsk_runtime_t *rt, tsk__ctx *from, tsk__task *next) {
+/* Makes next the running task (the bookkeeping of a switch to it). */
+static inline void enter_task(tsk_runtime_t *rt, tsk__task *next) {
   account_busy(rt, rt->current);
   next->state = TSK_TASK_RUNNING;
   next->switches++;
   rt->stats.switches++;
-  int ending = rt->current && rt->current == rt->zombie;
-  void *save = NULL;
   rt->current = next;
   tsk__current = next;
-  asan_before(rt, &save, ending, next->stack->base, next->stack->size);
-  tsk__ctx_switch(from, &next->ctx);
+}
+
+/* Where a task's first frame goes: below the per-task header at the top of its stack. */
+static inline void start_task(tsk__ctx *from, tsk__task *next) {
+  tsk__ctx_start(from, &next->ctx, next->stack->base,
+                 next->stack->size - sizeof(tsk__stack_hdr), tsk__task_entry, next);
+}
+
+/* Switches from the context saved into from to next, starting next if it never ran. Returns
+ * when something switches back to from. */
+static inline void switch_to_task(tsk_runtime_t *rt, tsk__ctx *from, tsk__task *next) {
+  enter_task(rt, next);
+  void *save = NULL;
+  asan_before(&save, next->stack->base, next->stack->size);
+  if (TSK__LIKELY(tsk__ctx_started(&next->ctx)))
+    tsk__ctx_switch(from, &next->ctx);
+  else
+    start_task(from, next);
   asan_after(save);
   if (rt->zombie) reap_zombie(rt);
+}
+
+/* The end of a task (t, already finished and set as rt->zombie): the context that runs next.
+ * The next ready task while the idle pass's batch lasts, else the scheduler. A next task that
+ * never ran is started from here (this call then never returns: t's stack is abandoned). */
+tsk__ctx *tsk__task_exit(tsk__task *t) {
+  tsk_runtime_t *rt = t->rt;
+  tsk__task *next = NULL;
+  if (rt->batch_left > 0 && (next = pop_ready(rt)) != NULL) rt->batch_left--;
+  if (!next) {
+    account_busy(rt, t);
+    asan_before(NULL, rt->sched_stack_lo, rt->sched_stack_size);
+    return &rt->sched_ctx;
+  }
+  enter_task(rt, next);
+  asan_before(NULL, next->stack->base, next->stack->size);
+  if (TSK__LIKELY(tsk__ctx_started(&next->ctx))) return &next->ctx;
+  start_task(&t->ctx, next);
+  abort(); /* nothing resumes a finished task */
 }
 
 static void on_idle(uv_idle_t *h) {
@@ -226,13 +258,13 @@ void tsk__switch_to_scheduler(tsk__task *t) {
   }
   void *save = NULL;
   account_busy(rt, t);
-  asan_before(rt, &save, rt->zombie == t, rt->sched_stack_lo, rt->sched_stack_size);
+  asan_before(&save, rt->sched_stack_lo, rt->sched_stack_size);
   tsk__ctx_switch(&t->ctx, &rt->sched_ctx);
   asan_after(save);
   /* Resumed either by the scheduler (on_idle: tsk__current is set and no zombie is left) or
-   * directly by a task that just ended (switch_to_task from its final tsk__switch_to_scheduler):
-   * that task cannot release its own stack, so its zombie is reaped here, before this task can
-   * end and overwrite rt->zombie (which would leak the first zombie's stack and struct). */
+   * directly by a task that just ended (tsk__task_exit): that task cannot release its own stack,
+   * so its zombie is reaped here, before this task can end and overwrite rt->zombie (which would
+   * leak the first zombie's stack and struct). */
   if (rt->zombie) reap_zombie(rt);
 }
 

@@ -71,16 +71,16 @@ void tsk__task_free(tsk__task *t) {
 
 static void task_finish(tsk__task *t, int rc);
 
-/* The first function every task runs, on its own stack. */
-static void task_entry(void *p) {
+/* The first function every task runs, on its own stack (started by tsk__ctx_start). */
+tsk__ctx *tsk__task_entry(void *p) {
   tsk__task *t = p;
-  tsk__after_first_switch(t->rt);
-  t->first_run_ms = uv_now(t->rt->loop);
+  tsk_runtime_t *rt = t->rt;
+  tsk__after_first_switch(rt);
+  t->first_run_ms = uv_now(rt->loop);
   int rc = t->fn(t->arg);
   task_finish(t, rc);
-  t->rt->zombie = t;
-  tsk__switch_to_scheduler(t);
-  abort(); /* a finished task is never resumed */
+  rt->zombie = t;
+  return tsk__task_exit(t);
 }
 
 int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, void *arg,
@@ -139,7 +139,7 @@ int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, 
   /* The creation backtrace: raw return addresses only (symbolized when shown). Its first two
    * frames are the runtime's own (tsk__spawn, tsk_spawn...): reports trim them. */
   hdr->ncreated = rt->bt_frames ? (uint8_t)tsk__bt_capture(hdr->created, rt->bt_frames, 0) : 0;
-  tsk__ctx_make(&t->ctx, t->stack->base, t->stack->size - sizeof(tsk__stack_hdr), task_entry, t);
+  tsk__ctx_init(&t->ctx);
   tsk__list_push(&rt->live, &t->live_link);
   rt->stats.spawned++;
   rt->stats.live++;
@@ -203,7 +203,7 @@ void tsk__task_destroy(tsk__task *t) {
   if (t->group) tsk__group_task_finished(t);
   /* t->joiner, if any, is being destroyed too (runtime close) or was woken already
    * (tsk_task_destroy). */
-  tsk__stack_unpoison(t->stack, tsk__ctx_saved_sp(&t->ctx));
+  if (tsk__ctx_started(&t->ctx)) tsk__stack_unpoison(t->stack, tsk__ctx_saved_sp(&t->ctx));
   tsk__stack_put(&rt->stacks, t->stack);
   t->stack = NULL;
   /* Handles held by the application become invalid with the runtime. */
@@ -218,7 +218,7 @@ void tsk__task_free_finished(tsk_runtime_t *rt) {
     tsk__task *t = TSK__CONTAINER(rt->finished.next, tsk__task, live_link);
     if (t->stack) { /* a zombie not reaped yet (defensive: close runs outside tasks) */
       if (rt->zombie == t) rt->zombie = NULL;
-      tsk__stack_unpoison(t->stack, tsk__ctx_saved_sp(&t->ctx));
+      if (tsk__ctx_started(&t->ctx)) tsk__stack_unpoison(t->stack, tsk__ctx_saved_sp(&t->ctx));
       tsk__stack_put(&rt->stacks, t->stack);
       t->stack = NULL;
     }

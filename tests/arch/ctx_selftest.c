@@ -4,7 +4,8 @@
  *
  * Checks: a new context starts in its entry with its argument and a 16-byte aligned stack; values
  * held in callee-saved registers (integer and floating point) survive many switches in both
- * directions; two contexts ping-pong a counter. Exit status 0 = pass.
+ * directions; two contexts ping-pong a counter; when the entry returns a context, that context
+ * resumes with its registers intact. Exit status 0 = pass.
  */
 #include "ctx.h"
 
@@ -13,7 +14,9 @@
 #include <stdlib.h>
 
 static tsk__ctx main_ctx, co_ctx;
+#define ROUNDS 100000
 static volatile long counter;
+static volatile int returned;
 /* Expected values read from memory, so the compiler cannot compare a register with a copy. */
 static volatile long ea = 11, eb = 22, ec = 33, ed = 44, ee = 55, ep = 101, eq = 202, er = 303;
 static volatile double ex = 1.5, ey = 2.25, ez = 3.125, eu = 4.5, ev = 5.75;
@@ -25,7 +28,7 @@ __attribute__((noinline)) static void check_alignment(void) {
   seen_frame = (uintptr_t)__builtin_frame_address(0);
 }
 
-static void coroutine(void *arg) {
+static tsk__ctx *coroutine(void *arg) {
   seen_arg = arg;
   check_alignment();
   /* Keep values live across switches in many registers, including floating point ones. */
@@ -44,6 +47,10 @@ static void coroutine(void *arg) {
 #endif
   for (;;) {
     counter++;
+    if (counter == ROUNDS) {
+      returned = 1;
+      return &main_ctx; /* resumes main's last switch, through the start's return path */
+    }
     tsk__ctx_switch(&co_ctx, &main_ctx);
     if (a != ea || b != eb || c != ec || d != ed || e != ee || x != ex || y != ey || z != ez) {
       fprintf(stderr, "coroutine: callee-saved register clobbered\n");
@@ -64,7 +71,7 @@ int main(void) {
   size_t size = 64 * 1024;
   char *stack = malloc(size);
   if (!stack) return 1;
-  tsk__ctx_make(&co_ctx, stack, size, coroutine, (void *)0x1234);
+  tsk__ctx_init(&co_ctx);
   /* The same registers as the coroutine, with other values: a register the switch fails to
    * save/restore then shows up on one side or the other. */
 #if defined(__aarch64__) && !defined(TSK_CTX_UCONTEXT)
@@ -77,8 +84,11 @@ int main(void) {
   register long p = 101, q = 202, r = 303;
   register double u = 4.5, v = 5.75;
 #endif
-  for (int i = 0; i < 100000; i++) {
-    tsk__ctx_switch(&main_ctx, &co_ctx);
+  for (int i = 0; i < ROUNDS; i++) {
+    if (i == 0)
+      tsk__ctx_start(&main_ctx, &co_ctx, stack, size, coroutine, (void *)0x1234);
+    else
+      tsk__ctx_switch(&main_ctx, &co_ctx);
     if (p != ep || q != eq || r != er || u != eu || v != ev) {
       fprintf(stderr, "main: callee-saved register clobbered\n");
       return 1;
@@ -88,8 +98,9 @@ int main(void) {
     __asm__ volatile("" : "+w"(u), "+w"(v));
 #endif
   }
-  if (counter != 100000) {
-    fprintf(stderr, "counter %ld != 100000\n", counter);
+  if (counter != ROUNDS || !returned) {
+    fprintf(stderr, "counter %ld != %d, or the entry did not return (%d)\n", counter, ROUNDS,
+            returned);
     return 1;
   }
   if (seen_arg != (void *)0x1234) {
@@ -100,7 +111,7 @@ int main(void) {
     fprintf(stderr, "misaligned stack in a new context (frame %#lx)\n", (unsigned long)seen_frame);
     return 1;
   }
-  printf("ctx_selftest: 200000 switches ok, argument and alignment ok\n");
+  printf("ctx_selftest: %d switches and a return ok, argument and alignment ok\n", 2 * ROUNDS);
   free(stack);
   return 0;
 }

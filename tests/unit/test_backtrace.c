@@ -253,7 +253,7 @@ static int capture_in_task(void *arg) {
   check_levels(&c);
   /* The walk is bounded by the task's stack and reaches its bottom: the task's entry. */
   TT_CHECK(find_frame(c.ips, c.n, 3, "capture_in_task") == 3);
-  TT_CHECK(find_frame(c.ips, c.n, 4, "task_entry") >= 4);
+  TT_CHECK(find_frame(c.ips, c.n, 4, "tsk__task_entry") >= 4);
   tsk__task *t = tsk__current;
   for (int i = 0; i < c.n; i++)
     TT_CHECK(c.ips[i] > 4096);
@@ -300,7 +300,7 @@ static void check_suspended(const char *how, const uintptr_t *ips, int n) {
   ok &= check_frame(ips, n, h, "wait_helper", HELPER_FIRST, HELPER_LAST);
   ok &= check_frame(ips, n, w, "waiter_task", WAITER_FIRST, WAITER_LAST);
   /* Frames between the switch and the helper are the runtime's; trimming starts at the helper
-   * and ends at the task function (task_entry and the trampoline are the runtime's). */
+   * and ends at the task function (tsk__task_entry and tsk__ctx_start are the runtime's). */
   for (int i = 0; i < h && i < n; i++) ok &= TT_CHECK(tsk__bt_is_runtime_frame(ips[i]) != 0);
   int first = -1;
   int count = tsk__bt_trim(ips, n, &first);
@@ -608,6 +608,9 @@ static void *symbolize_forever(void *arg) {
     tsk__frame_info fi;
     for (int i = 0; i < n; i++) tsk__bt_symbolize(ips[i], &fi);
     tsk__bt_symbolize_reset(); /* also exercise the slow path under the lock */
+    /* A pause outside the lock: glibc mutexes are not fair, and a thread that re-locks at once
+     * in a tight loop can starve the fork handler for as long as it runs (seen on 2 CPUs). */
+    usleep(200);
   }
   return NULL;
 }

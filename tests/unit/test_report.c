@@ -199,7 +199,7 @@ static void names_and_records(void **state) {
 
 static void build_three_kinds(list *ls) {
   /* Creation: runtime frames first (as a capture inside tsk_spawn would have), then the user's,
-   * then a trailing runtime frame (the entry trampoline). */
+   * then a trailing runtime frame (the task's entry). */
   uintptr_t created[] = {IP(tsk_spawn), IP(tsk_spawn_ex), IP(user_spawn_site_a),
                          IP(user_spawn_site_b), IP(tsk__bt_capture)};
   tsk__leak *p = add(ls, TSK__LEAK_PENDING, 42, "fetch_page", created, 5);
