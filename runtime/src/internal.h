@@ -88,36 +88,38 @@ typedef struct tsk__task {
   struct tsk_runtime *rt;
   tsk_fn fn;
   void *arg;
-  tsk_task_state_t state;
-  unsigned handle_held : 1;    /* a handle (tsk_task_t) is outstanding */
-  unsigned in_ready : 1;       /* in rt->ready */
-  unsigned cancel_requested : 1;
-  unsigned cancel_delivered : 1;
-  unsigned owned_by_group : 1;
-  int error;                   /* return code */
-  void *value;
-  char *message;               /* heap, NULL when none */
-  char name[TSK__NAME_INLINE]; /* "" = default (entry symbol, resolved lazily) */
   tsk__stack *stack;
-  tsk__wait *wait;             /* current wait while WAITING */
-  tsk__wait *joiner;           /* the wait record of the task joining this one */
+  uint64_t *deadlines;         /* tsk_timeout_push stack (in the stack header), uv_now ms */
   struct tsk__task *next_ready;
   tsk__list live_link;         /* in rt->live while not finished */
   struct tsk_group *group;
   tsk__list group_link;
-  uint64_t *deadlines;         /* tsk_timeout_push stack (in the stack header), uv_now ms */
+  uint64_t created_ms;         /* uv_now at spawn */
+  /* From `state` to the end: all zero at spawn except state, handle_held and owned_by_group
+   * (tsk__spawn clears them with one memset, then sets those three). */
+  tsk_task_state_t state;
+  uint8_t handle_held;         /* a handle (tsk_task_t) is outstanding */
+  uint8_t in_ready;            /* in rt->ready */
+  uint8_t cancel_requested;
+  uint8_t cancel_delivered;
+  uint8_t owned_by_group;
+  uint8_t retrieved;           /* its outcome was read (join, tsk_task_result) */
+  uint8_t recorded;            /* a leak record was made for it (one per task) */
   uint8_t ndeadlines;
   uint8_t nraised;
   uint8_t ncreated_copy;
-  unsigned retrieved : 1;      /* its outcome was read (join, tsk_task_result) */
-  unsigned recorded : 1;       /* a leak record was made for it (one per task) */
   uint32_t switches;
+  int error;                   /* return code */
+  void *value;
+  char *message;               /* heap, NULL when none */
+  tsk__wait *wait;             /* current wait while WAITING */
+  tsk__wait *joiner;           /* the wait record of the task joining this one */
   uint64_t busy_ns;            /* time on the CPU (busy_time=on only) */
-  uint64_t created_ms;         /* uv_now at spawn */
   uint64_t first_run_ms;       /* uv_now at first resume; 0 = never ran */
   uint64_t finished_ms;
   uintptr_t *raised;           /* heap: backtrace of the tsk_error call that failed it */
   uintptr_t *created_copy;     /* heap: creation backtrace kept past the stack (failed tasks) */
+  char name[TSK__NAME_INLINE]; /* "" = default (entry symbol, resolved lazily) */
 } tsk__task;
 
 /* The top of every task stack: per-task data that costs no memory of its own, because the
@@ -174,7 +176,9 @@ struct tsk_runtime {
                                   held, or stack not yet reaped); freed at close */
   int batch_left;              /* direct task-to-task switches left in this idle pass */
   tsk__task *zombie;           /* a finished task whose stack is released after switching out */
-  tsk_stats_t stats;
+  tsk_stats_t stats;           /* spawned, finished and switches are kept up to date; the rest
+                                  is derived in tsk_runtime_stats */
+  uint64_t destroyed;          /* tasks destroyed before they finished */
   uint64_t offload_running_abandoned, offload_total_abandoned;
   uint64_t next_object_id;
   uint64_t main_task_id;        /* tsk_run_main's task, 0 when none */
@@ -203,7 +207,29 @@ struct tsk_runtime {
 extern __thread tsk__task *tsk__current;
 
 /* runtime.c */
-void tsk__make_ready(tsk__task *t);
+/* Starts the idle handle that runs ready tasks (the ready queue just became non-empty). */
+void tsk__idle_start(tsk_runtime_t *rt);
+/* Queues t at the tail of the ready queue (no-op when already queued). */
+static inline void tsk__make_ready(tsk__task *t) {
+  tsk_runtime_t *rt = t->rt;
+  if (t->in_ready) return;
+  t->in_ready = 1;
+  t->state = TSK_TASK_READY;
+  t->next_ready = NULL;
+  if (rt->ready_tail)
+    rt->ready_tail->next_ready = t;
+  else
+    rt->ready_head = t;
+  rt->ready_tail = t;
+  rt->ready_count++;
+  if (TSK__UNLIKELY(!rt->idle_active)) tsk__idle_start(rt);
+}
+/* Tasks created and not finished (destroyed ones excluded). */
+static inline uint64_t tsk__live_count(const tsk_runtime_t *rt) {
+  return rt->stats.spawned - rt->stats.finished - rt->destroyed;
+}
+/* The loop's cached time (uv_now without the call). */
+static inline uint64_t tsk__now_ms(const tsk_runtime_t *rt) { return rt->loop->time; }
 /* Takes a ready task out of the ready queue (O(queue length); explicit destruction only). */
 void tsk__ready_remove(tsk__task *t);
 extern __thread char tsk__thread_token;
@@ -221,7 +247,21 @@ static inline tsk__task *tsk__task_on(const tsk_runtime_t *rt) {
 
 /* task.c */
 int tsk__cancel_task(tsk__task *t);
-tsk__task *tsk__task_from_handle(tsk_task_t h, int *err);
+/* The task behind a handle, or NULL with *err set: TSK_EINVAL (null handle), TSK_ESTALE (the
+ * task was released: joined, detached, freed), TSK_EWRONGTHREAD. */
+static inline tsk__task *tsk__task_from_handle(tsk_task_t h, int *err) {
+  tsk__task *t = h.ptr;
+  if (TSK__UNLIKELY(!t || h.id == 0)) {
+    *err = TSK_EINVAL;
+    return NULL;
+  }
+  if (TSK__UNLIKELY(t->id != h.id || !t->handle_held)) {
+    *err = TSK_ESTALE;
+    return NULL;
+  }
+  *err = tsk__check_thread(t->rt);
+  return TSK__LIKELY(*err == 0) ? t : NULL;
+}
 void tsk__task_destroy(tsk__task *t);  /* runtime close: free an unfinished task */
 void tsk__task_free(tsk__task *t);     /* recycle a finished, released task struct */
 void tsk__task_free_finished(tsk_runtime_t *rt); /* runtime close: finished, never released */
@@ -290,8 +330,29 @@ void tsk__timer_cleanup(tsk_runtime_t *rt);
 
 /* stack.c */
 void tsk__stack_pool_init(tsk__stack_pool *p, size_t stack_size);
-tsk__stack *tsk__stack_get(tsk__stack_pool *p, size_t size);
-void tsk__stack_put(tsk__stack_pool *p, tsk__stack *s);
+/* A stack of size bytes (0: the pool's size): from the pool, or carved, or (another size) its
+ * own mapping. NULL when out of memory. */
+tsk__stack *tsk__stack_get_slow(tsk__stack_pool *p, size_t size);
+static inline tsk__stack *tsk__stack_get(tsk__stack_pool *p, size_t size) {
+  tsk__stack *s = p->free_list;
+  if (TSK__LIKELY(size == 0 && s != NULL)) {
+    p->free_list = s->next_free;
+    p->free_count--;
+    return s;
+  }
+  return tsk__stack_get_slow(p, size);
+}
+/* Returns a stack to the pool (a stack of another size is unmapped). */
+void tsk__stack_put_slow(tsk__stack_pool *p, tsk__stack *s);
+static inline void tsk__stack_put(tsk__stack_pool *p, tsk__stack *s) {
+  if (TSK__UNLIKELY(s->size != p->stack_size)) {
+    tsk__stack_put_slow(p, s);
+    return;
+  }
+  s->next_free = p->free_list;
+  p->free_list = s;
+  p->free_count++;
+}
 /* AddressSanitizer builds: clears the poison left on a task's stack by frames that never
  * returned; sp is the task's last saved stack pointer (NULL: the whole stack). No-op otherwise. */
 void tsk__stack_unpoison(tsk__stack *s, const void *sp);
@@ -307,7 +368,32 @@ int tsk__registry_init(tsk_runtime_t *rt);
  * destroyed_pending and every failed, never-joined task as unretrieved_error, reports them. */
 void tsk__registry_close(tsk_runtime_t *rt);
 void tsk__registry_free(tsk_runtime_t *rt);
-void tsk__registry_task_finished(tsk__task *t);
+/* What parent chains need of a finished task (tsk__registry_lookup); the inspector keeps its
+ * own history of outcomes. Written at every task end: keep it to what is read. */
+typedef struct tsk__history_entry {
+  uint64_t id, parent_id;
+  tsk_fn fn;                   /* for the default name, resolved only when shown */
+  char name[TSK__NAME_INLINE]; /* the task's own name, "" for the default */
+} tsk__history_entry;
+struct tsk__history {
+  size_t cap, next, count;
+  tsk__history_entry e[];
+};
+/* Every task end: t goes into the bounded history of finished tasks. */
+static inline void tsk__registry_task_finished(tsk__task *t) {
+  struct tsk__history *h = t->rt->history;
+  if (TSK__UNLIKELY(h->cap == 0)) return;
+  tsk__history_entry *e = &h->e[h->next];
+  e->id = t->id;
+  e->parent_id = t->parent_id;
+  e->fn = t->fn;
+  memcpy(e->name, t->name, sizeof e->name); /* no formatting here: this runs per task */
+  if (++h->next == h->cap) h->next = 0;
+  if (h->count < h->cap) h->count++;
+}
+/* A task ended with an error (after tsk__registry_task_finished): keeps what a record of it
+ * will need once its stack is gone. */
+void tsk__registry_task_failed(tsk__task *t);
 /* The handle of a finished task was released without retrieving its outcome. */
 void tsk__registry_released(tsk__task *t);
 /* The last completer of future `future_id` was released with tasks still waiting on it: each

@@ -29,19 +29,6 @@
 #define TSK__MAX_RECORDS 10000
 #define TSK__CHAIN_SCAN 100000 /* tasks looked at per ancestor lookup, at most */
 
-/* What parent chains need of a finished task (lookup below); the inspector keeps its own
- * history of outcomes. Written at every task end: keep it to what is read. */
-typedef struct tsk__history_entry {
-  uint64_t id, parent_id;
-  tsk_fn fn;                   /* for the default name, resolved only when shown */
-  char name[TSK__NAME_INLINE]; /* the task's own name, "" for the default */
-} tsk__history_entry;
-
-struct tsk__history {
-  size_t cap, next, count;
-  tsk__history_entry e[];
-};
-
 /* The process's view: open runtimes, records of closed ones, suppressions. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static tsk__list g_runtimes = {&g_runtimes, &g_runtimes};
@@ -152,19 +139,7 @@ static int lookup(tsk_runtime_t *rt, uint64_t id, char *name, size_t size, uint6
 
 /* ---- history ---- */
 
-void tsk__registry_task_finished(tsk__task *t) {
-  tsk_runtime_t *rt = t->rt;
-  struct tsk__history *h = rt->history;
-  if (h->cap) {
-    tsk__history_entry *e = &h->e[h->next];
-    e->id = t->id;
-    e->parent_id = t->parent_id;
-    e->fn = t->fn;
-    memcpy(e->name, t->name, sizeof e->name); /* no formatting here: this runs per task */
-    if (++h->next == h->cap) h->next = 0;
-    if (h->count < h->cap) h->count++;
-  }
-  if (t->state != TSK_TASK_FAILED) return;
+void tsk__registry_task_failed(tsk__task *t) {
   /* Its stack (and the creation backtrace at its top) goes away now; a record may still need
    * the backtrace, so keep a copy. Failures are rare: this costs nothing on the common path. */
   tsk__stack_hdr *hdr = tsk__hdr(t->stack);
@@ -391,7 +366,7 @@ tsk__leak *tsk__registry_pending_records(tsk_runtime_t *rt, size_t max, size_t *
     tail = &l->next;
     n++;
   }
-  *omitted = rt->stats.live > n ? (size_t)(rt->stats.live - n) : 0;
+  *omitted = tsk__live_count(rt) > n ? (size_t)(tsk__live_count(rt) - n) : 0;
   return list;
 }
 

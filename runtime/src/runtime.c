@@ -39,22 +39,9 @@ __thread char tsk__thread_token;
 
 uint64_t tsk__next_object_id(tsk_runtime_t *rt) { return ++rt->next_object_id; }
 
-void tsk__make_ready(tsk__task *t) {
-  tsk_runtime_t *rt = t->rt;
-  if (t->in_ready) return;
-  t->in_ready = 1;
-  t->state = TSK_TASK_READY;
-  t->next_ready = NULL;
-  if (rt->ready_tail)
-    rt->ready_tail->next_ready = t;
-  else
-    rt->ready_head = t;
-  rt->ready_tail = t;
-  rt->ready_count++;
-  if (!rt->idle_active) {
-    rt->idle_active = 1;
-    uv_idle_start(&rt->idle, on_idle);
-  }
+void tsk__idle_start(tsk_runtime_t *rt) {
+  rt->idle_active = 1;
+  uv_idle_start(&rt->idle, on_idle);
 }
 
 static tsk__task *pop_ready(tsk_runtime_t *rt) {
@@ -545,7 +532,11 @@ int tsk_runtime_close(tsk_runtime_t *rt) {
 
 void tsk_runtime_stats(tsk_runtime_t *rt, tsk_stats_t *st) {
   *st = rt->stats;
+  st->live = tsk__live_count(rt);
   st->ready = rt->ready_count;
+  /* Every live task is running (the caller, when it is a task of rt), ready or waiting. */
+  uint64_t running = rt->current && rt->current != rt->zombie ? 1 : 0;
+  st->waiting = st->live >= st->ready + running ? st->live - st->ready - running : 0;
   st->stacks_mapped = rt->stacks.carved;
   st->stacks_pooled = rt->stacks.free_count;
   st->stack_regions = rt->stacks.regions;

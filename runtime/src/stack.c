@@ -96,7 +96,7 @@ static tsk__stack *get_custom(size_t size) {
   return s;
 }
 
-tsk__stack *tsk__stack_get(tsk__stack_pool *p, size_t size) {
+tsk__stack *tsk__stack_get_slow(tsk__stack_pool *p, size_t size) {
   if (size && round_up(size, page_size()) != p->stack_size) return get_custom(size);
   tsk__stack *s = p->free_list;
   if (TSK__LIKELY(s != NULL)) {
@@ -130,7 +130,7 @@ void tsk__stack_unpoison(tsk__stack *s, const void *sp) {
 #endif
 }
 
-void tsk__stack_put(tsk__stack_pool *p, tsk__stack *s) {
+void tsk__stack_put_slow(tsk__stack_pool *p, tsk__stack *s) {
   if (s->size != p->stack_size) {
     size_t ps = page_size();
     munmap(s->base - ps, s->size + ps);

@@ -51,22 +51,20 @@ static void task_recycle(tsk_runtime_t *rt, tsk__task *t) {
   rt->free_tasks = t;
 }
 
+/* The heap parts of a task that failed or was reported (rare). */
+static void free_extras(tsk__task *t) {
+  free(t->message);
+  t->message = NULL;
+  free(t->raised);
+  t->raised = NULL;
+  free(t->created_copy);
+  t->created_copy = NULL;
+}
+
 void tsk__task_free(tsk__task *t) {
-  tsk_runtime_t *rt = t->rt;
   tsk__list_remove(&t->live_link); /* from rt->finished (a no-op for a destroyed task) */
-  if (t->message) {
-    free(t->message);
-    t->message = NULL;
-  }
-  if (t->raised) {
-    free(t->raised);
-    t->raised = NULL;
-  }
-  if (t->created_copy) {
-    free(t->created_copy);
-    t->created_copy = NULL;
-  }
-  task_recycle(rt, t);
+  if (TSK__UNLIKELY(t->message || t->raised || t->created_copy)) free_extras(t);
+  task_recycle(t->rt, t);
 }
 
 static void task_finish(tsk__task *t, int rc);
@@ -76,73 +74,54 @@ tsk__ctx *tsk__task_entry(void *p) {
   tsk__task *t = p;
   tsk_runtime_t *rt = t->rt;
   tsk__after_first_switch(rt);
-  t->first_run_ms = uv_now(rt->loop);
+  t->first_run_ms = tsk__now_ms(rt);
   int rc = t->fn(t->arg);
   task_finish(t, rc);
   rt->zombie = t;
   return tsk__task_exit(t);
 }
 
-int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, void *arg,
-               size_t stack_size, int owned_by_group, struct tsk_group *group) {
+/* The one spawn (tsk_spawn, tsk_spawn_ex and groups), inline in each: a spawn is half of the
+ * spawn+join hot path. */
+static inline int spawn_task(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn,
+                             void *arg, size_t stack_size, int owned_by_group,
+                             struct tsk_group *group) {
   if (TSK__UNLIKELY(!rt || !fn)) return TSK_EINVAL;
   int rc = tsk__check_thread(rt);
   if (TSK__UNLIKELY(rc)) return rc;
   if (TSK__UNLIKELY(rt->closing)) return TSK_ECLOSED;
   tsk__task *t = task_alloc(rt);
-  if (!t) return TSK_ENOMEM;
-  t->stack = tsk__stack_get(&rt->stacks, stack_size);
-  if (!t->stack) {
+  if (TSK__UNLIKELY(!t)) return TSK_ENOMEM;
+  tsk__stack *stack = tsk__stack_get(&rt->stacks, stack_size);
+  if (TSK__UNLIKELY(!stack)) {
     task_recycle(rt, t);
     return TSK_ENOMEM;
   }
+  tsk__ctx_init(&t->ctx);
   t->id = new_task_id();
   t->parent_id = tsk__current ? tsk__current->id : 0;
   t->rt = rt;
   t->fn = fn;
   t->arg = arg;
-  t->state = TSK_TASK_READY;
+  t->stack = stack;
+  tsk__stack_hdr *hdr = tsk__hdr(stack);
+  t->deadlines = hdr->deadlines;
+  t->group = group;
+  tsk__list_init(&t->group_link);
+  t->created_ms = tsk__now_ms(rt);
+  memset(&t->state, 0, sizeof *t - offsetof(tsk__task, state));
   t->handle_held = 1;
-  t->in_ready = 0;
-  t->cancel_requested = 0;
-  t->cancel_delivered = 0;
-  t->owned_by_group = owned_by_group ? 1 : 0;
-  t->error = 0;
-  t->value = NULL;
-  t->message = NULL;
+  t->owned_by_group = (uint8_t)(owned_by_group != 0);
   if (name) {
     size_t n = strlen(name);
     if (n >= TSK__NAME_INLINE) n = TSK__NAME_INLINE - 1;
     memcpy(t->name, name, n);
-    t->name[n] = 0;
-  } else {
-    t->name[0] = 0;
   }
-  t->wait = NULL;
-  t->joiner = NULL;
-  t->group = group;
-  tsk__list_init(&t->group_link);
-  t->ndeadlines = 0;
-  t->nraised = 0;
-  t->ncreated_copy = 0;
-  t->retrieved = 0;
-  t->recorded = 0;
-  t->switches = 0;
-  t->busy_ns = 0;
-  t->created_ms = uv_now(rt->loop);
-  t->first_run_ms = 0;
-  t->finished_ms = 0;
-  t->raised = NULL;
-  t->created_copy = NULL;
-  tsk__stack_hdr *hdr = tsk__hdr(t->stack);
-  t->deadlines = hdr->deadlines;
   /* The creation backtrace: raw return addresses only (symbolized when shown). Its first two
    * frames are the runtime's own (tsk__spawn, tsk_spawn...): reports trim them. */
   hdr->ncreated = rt->bt_frames ? (uint8_t)tsk__bt_capture(hdr->created, rt->bt_frames, 0) : 0;
-  tsk__ctx_init(&t->ctx);
   tsk__list_push(&rt->live, &t->live_link);
   rt->stats.spawned++;
-  rt->stats.live++;
   tsk__ev_spawn(rt, t);
   tsk__make_ready(t);
   if (out) {
@@ -152,37 +131,42 @@ int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, 
   return 0;
 }
 
+int tsk__spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, void *arg,
+               size_t stack_size, int owned_by_group, struct tsk_group *group) {
+  return spawn_task(rt, out, name, fn, arg, stack_size, owned_by_group, group);
+}
+
 int tsk_spawn(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, void *arg) {
   if (!out) return TSK_EINVAL;
-  return tsk__spawn(rt, out, name, fn, arg, 0, 0, NULL);
+  return spawn_task(rt, out, name, fn, arg, 0, 0, NULL);
 }
 
 int tsk_spawn_ex(tsk_runtime_t *rt, tsk_task_t *out, const tsk_spawn_opts_t *opts, tsk_fn fn,
                  void *arg) {
   if (!out) return TSK_EINVAL;
-  return tsk__spawn(rt, out, opts ? opts->name : NULL, fn, arg, opts ? opts->stack_size : 0, 0,
+  return spawn_task(rt, out, opts ? opts->name : NULL, fn, arg, opts ? opts->stack_size : 0, 0,
                     NULL);
 }
 
 static void task_finish(tsk__task *t, int rc) {
   tsk_runtime_t *rt = t->rt;
   t->error = rc;
-  if (rc == 0)
+  if (TSK__LIKELY(rc == 0))
     t->state = TSK_TASK_DONE;
   else if (rc == TSK_ECANCELED && t->cancel_requested)
     t->state = TSK_TASK_CANCELLED;
   else
     t->state = TSK_TASK_FAILED;
-  t->finished_ms = uv_now(rt->loop);
+  t->finished_ms = tsk__now_ms(rt);
   tsk__ev_live_remove(rt, t);
   tsk__list_remove(&t->live_link);
   tsk__list_push(&rt->finished, &t->live_link);
-  rt->stats.live--;
   rt->stats.finished++;
   tsk__ev_finish(t);
   tsk__registry_task_finished(t);
+  if (TSK__UNLIKELY(t->state == TSK_TASK_FAILED)) tsk__registry_task_failed(t);
   if (t->joiner) tsk__wait_end(t->joiner, 0);
-  if (t->group) tsk__group_task_finished(t);
+  if (TSK__UNLIKELY(t->group != NULL)) tsk__group_task_finished(t);
 }
 
 void tsk__task_destroy(tsk__task *t) {
@@ -192,14 +176,13 @@ void tsk__task_destroy(tsk__task *t) {
     t->wait = NULL;
     if (w->unlink) w->unlink(w);
     tsk__timer_disarm(rt, &w->timer);
-    rt->stats.waiting--;
   }
   t->in_ready = 0;
   t->state = TSK_TASK_DESTROYED;
   tsk__ev_live_remove(rt, t);
   tsk__list_remove(&t->live_link);
   tsk__ev_simple(rt, TSK__EV_DESTROY, t->id);
-  rt->stats.live--;
+  rt->destroyed++;
   if (t->group) tsk__group_task_finished(t);
   /* t->joiner, if any, is being destroyed too (runtime close) or was woken already
    * (tsk_task_destroy). */
@@ -225,20 +208,6 @@ void tsk__task_free_finished(tsk_runtime_t *rt) {
     t->handle_held = 0;
     tsk__task_free(t);
   }
-}
-
-tsk__task *tsk__task_from_handle(tsk_task_t h, int *err) {
-  tsk__task *t = h.ptr;
-  if (TSK__UNLIKELY(!t || h.id == 0)) {
-    *err = TSK_EINVAL;
-    return NULL;
-  }
-  if (TSK__UNLIKELY(t->id != h.id || !t->handle_held)) {
-    *err = TSK_ESTALE;
-    return NULL;
-  }
-  *err = tsk__check_thread(t->rt);
-  return *err ? NULL : t;
 }
 
 static int finished(const tsk__task *t) {

@@ -20,7 +20,7 @@ void tsk__on_wait_timeout(tsk__timer *tm) {
  * UINT64_MAX when there is none. */
 static uint64_t wait_due(tsk__task *t, int64_t timeout_ms) {
   uint64_t due = UINT64_MAX;
-  if (timeout_ms >= 0) due = uv_now(t->rt->loop) + (uint64_t)timeout_ms;
+  if (timeout_ms >= 0) due = tsk__now_ms(t->rt) + (uint64_t)timeout_ms;
   for (unsigned i = 0; i < t->ndeadlines; i++)
     if (t->deadlines[i] < due) due = t->deadlines[i];
   return due;
@@ -33,21 +33,22 @@ static void abandon(tsk__wait *w) {
 int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms) {
   tsk__task *t = w->task;
   tsk_runtime_t *rt = t->rt;
-  if (w->cancellable) {
+  if (TSK__LIKELY(w->cancellable)) {
     int rc = tsk__take_cancel(t);
-    if (rc) {
+    if (TSK__UNLIKELY(rc)) {
       abandon(w);
       return rc;
     }
-    if (timeout_ms == 0) { /* a poll */
-      abandon(w);
-      return TSK_ETIMEDOUT;
+    if (TSK__UNLIKELY(timeout_ms >= 0 || t->ndeadlines)) {
+      if (timeout_ms == 0) { /* a poll */
+        abandon(w);
+        return TSK_ETIMEDOUT;
+      }
+      tsk__timer_arm(rt, &w->timer, wait_due(t, timeout_ms));
     }
-    if (timeout_ms > 0 || t->ndeadlines) tsk__timer_arm(rt, &w->timer, wait_due(t, timeout_ms));
   }
   t->wait = w;
   t->state = TSK_TASK_WAITING;
-  rt->stats.waiting++;
   tsk__ev_wait(t, w);
   tsk__switch_to_scheduler(t);
   /* The task now observes the cancellation that ended this wait. A tsk_cancel made after that
@@ -65,7 +66,6 @@ void tsk__wait_end(tsk__wait *w, int result) {
   if (w->unlink) w->unlink(w);
   if (w->timer.index != SIZE_MAX) tsk__timer_disarm(t->rt, &w->timer);
   w->result = result;
-  t->rt->stats.waiting--;
   /* A join ended by the joined task's end needs no event: the server wakes the joiner when it
    * reads that task's FINISH, which came first. */
   if (w->kind != TSK_WAIT_TASK || result != 0) tsk__ev_simple(t->rt, TSK__EV_WAKE, t->id);
@@ -79,7 +79,7 @@ int tsk_sleep(uint64_t ms) {
   if (rc) return rc;
   tsk__task *t = w.task;
   /* The sleep's own expiry is success, not a timeout; a deadline scope that ends first is. */
-  int scoped = wait_due(t, -1) < uv_now(t->rt->loop) + ms;
+  int scoped = wait_due(t, -1) < tsk__now_ms(t->rt) + ms;
   rc = tsk__wait_suspend(&w, (int64_t)ms);
   return rc == TSK_ETIMEDOUT && !scoped ? 0 : rc;
 }
@@ -104,7 +104,7 @@ int tsk_timeout_push(uint64_t ms) {
   tsk__task *t = tsk__current;
   if (!t) return TSK_ENOTASK;
   if (t->ndeadlines >= TSK__DEADLINES) return TSK_EFULL;
-  t->deadlines[t->ndeadlines++] = uv_now(t->rt->loop) + ms;
+  t->deadlines[t->ndeadlines++] = tsk__now_ms(t->rt) + ms;
   return 0;
 }
 
