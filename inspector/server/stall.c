@@ -355,7 +355,7 @@ void tsk__stall_direct_where(tsk__srv *s, tsk__insp_rt *in, tsk__insp_req *q) {
   q->running = t.state == TSK_TASK_RUNNING;
   tsk__stack st;
   if (!t.stack || safe_read(s, &st, (uintptr_t)t.stack, sizeof st)) goto out;
-  uintptr_t lo = (uintptr_t)st.base, hi = lo + st.size - sizeof(tsk__stack_hdr);
+  uintptr_t lo = (uintptr_t)st.base, hi = lo + st.size - TSK__STACK_RESERVED;
   tsk__stack_hdr hdr;
   if (st.size > sizeof hdr && safe_read(s, &hdr, hi, sizeof hdr) == 0) {
     q->ncreated = hdr.ncreated > 64 ? 64 : hdr.ncreated;

@@ -132,8 +132,12 @@ typedef struct tsk__stack_hdr {
   uintptr_t created[TSK__CREATED_MAX]; /* creation backtrace (raw return addresses) */
 } tsk__stack_hdr;
 
+/* The top of a stack holds its descriptor (tsk__stack, stack.c) and then this header; frames
+ * start below TSK__STACK_RESERVED bytes from the top (16-byte aligned). */
+#define TSK__STACK_RESERVED \
+  ((sizeof(tsk__stack_hdr) + sizeof(tsk__stack) + 15) / 16 * 16)
 static inline tsk__stack_hdr *tsk__hdr(tsk__stack *s) {
-  return (tsk__stack_hdr *)(void *)(s->base + s->size - sizeof(tsk__stack_hdr));
+  return (tsk__stack_hdr *)(void *)(s->base + s->size - TSK__STACK_RESERVED);
 }
 
 /* ---- cross-thread posts ---- */

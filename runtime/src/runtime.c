@@ -128,8 +128,8 @@ static inline void enter_task(tsk_runtime_t *rt, tsk__task *next) {
 
 /* Where a task's first frame goes: below the per-task header at the top of its stack. */
 static inline void start_task(tsk__ctx *from, tsk__task *next) {
-  tsk__ctx_start(from, &next->ctx, next->stack->base,
-                 next->stack->size - sizeof(tsk__stack_hdr), tsk__task_entry, next);
+  tsk__ctx_start(from, &next->ctx, next->stack->base, next->stack->size - TSK__STACK_RESERVED,
+                 tsk__task_entry, next);
 }
 
 /* Switches from the context saved into from to next, starting next if it never ran. Returns

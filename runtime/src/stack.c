@@ -14,6 +14,10 @@
  * at a suspension point is caught there, one that returned before suspending may go unnoticed.
  * Give deep-recursing tasks a larger stack (tsk_spawn_ex, stack_size). Stacks of a size other
  * than the pool's default get their own mapping with a PROT_NONE guard page below them.
+ *
+ * Layout of a stack, top down: its tsk__stack descriptor, the per-task header (tsk__stack_hdr),
+ * then the frames. The descriptor lives in the stack's own top page (touched by every task that
+ * runs on it anyway) rather than on the heap: a pending task costs that much less.
  */
 #include "internal.h"
 
@@ -74,6 +78,15 @@ static int new_region(tsk__stack_pool *p) {
   return 0;
 }
 
+/* The descriptor of the stack [base, base + size), placed at its top. */
+static tsk__stack *descriptor_at(char *base, size_t size) {
+  tsk__stack *s = (tsk__stack *)(void *)(base + size - sizeof(tsk__stack));
+  s->base = base;
+  s->size = size;
+  s->next_free = NULL;
+  return s;
+}
+
 /* A stack of a non-default size: its own mapping with a guard page. */
 static tsk__stack *get_custom(size_t size) {
   size_t ps = page_size();
@@ -85,15 +98,7 @@ static tsk__stack *get_custom(size_t size) {
     munmap(m, size + ps);
     return NULL;
   }
-  tsk__stack *s = malloc(sizeof *s);
-  if (!s) {
-    munmap(m, size + ps);
-    return NULL;
-  }
-  s->base = m + ps;
-  s->size = size;
-  s->next_free = NULL;
-  return s;
+  return descriptor_at(m + ps, size);
 }
 
 tsk__stack *tsk__stack_get_slow(tsk__stack_pool *p, size_t size) {
@@ -105,11 +110,7 @@ tsk__stack *tsk__stack_get_slow(tsk__stack_pool *p, size_t size) {
     return s;
   }
   if (p->region_cur == p->region_end && new_region(p) != 0) return NULL;
-  s = malloc(sizeof *s);
-  if (!s) return NULL;
-  s->base = p->region_cur;
-  s->size = p->stack_size;
-  s->next_free = NULL;
+  s = descriptor_at(p->region_cur, p->stack_size);
   p->region_cur += p->stack_size;
   p->carved++;
   return s;
@@ -133,8 +134,7 @@ void tsk__stack_unpoison(tsk__stack *s, const void *sp) {
 void tsk__stack_put_slow(tsk__stack_pool *p, tsk__stack *s) {
   if (s->size != p->stack_size) {
     size_t ps = page_size();
-    munmap(s->base - ps, s->size + ps);
-    free(s);
+    munmap(s->base - ps, s->size + ps); /* the descriptor goes with it */
     return;
   }
   s->next_free = p->free_list;
@@ -143,13 +143,7 @@ void tsk__stack_put_slow(tsk__stack_pool *p, tsk__stack *s) {
 }
 
 void tsk__stack_pool_close(tsk__stack_pool *p) {
-  tsk__stack *s = p->free_list;
-  while (s) {
-    tsk__stack *n = s->next_free;
-    free(s);
-    s = n;
-  }
-  p->free_list = NULL;
+  p->free_list = NULL; /* the descriptors live in the regions */
   while (!tsk__list_empty(&p->regions_list)) {
     region *r = TSK__CONTAINER(p->regions_list.next, region, link);
     tsk__list_remove(&r->link);
