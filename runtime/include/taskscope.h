@@ -342,7 +342,9 @@ void tsk_group_counts(tsk_group_t *g, size_t *running, size_t *pending, size_t *
  * On timeout or cancellation the wait ends but the work cannot be stopped: it keeps running, is
  * counted as abandoned (tsk_offload_abandoned), and arg must stay valid until it finishes —
  * done(arg, result) is called on the loop thread when it does, whether or not it was abandoned
- * (done may be NULL).
+ * (done may be NULL). A cancellation already pending when tsk_offload is called is delivered
+ * before anything is queued: it returns TSK_ECANCELED, fn never runs, and done(arg,
+ * TSK_ECANCELED, 1) has been called before it returns.
  * ------------------------------------------------------------------------------------------- */
 typedef intptr_t (*tsk_work_fn)(void *arg);
 typedef void (*tsk_work_done_fn)(void *arg, intptr_t result, int abandoned);
@@ -354,6 +356,9 @@ void tsk_offload_abandoned(tsk_runtime_t *rt, size_t *running, size_t *total);
 /* ---------------------------------------------------------------------------------------------
  * Awaitable I/O. Each call suspends the calling task until libuv completes the request.
  * Cancellation or timeout of a stream operation closes nothing by itself, except where stated.
+ * A cancellation already pending when connect, write or getaddrinfo is called is delivered
+ * before anything starts (TSK_ECANCELED; no byte written, no connection attempted, no lookup
+ * queued; the connection stays usable).
  * ------------------------------------------------------------------------------------------- */
 typedef struct tsk_tcp tsk_tcp_t;
 /* Connects to addr. On timeout/cancellation the half-made connection is closed. */

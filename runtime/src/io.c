@@ -209,7 +209,8 @@ int tsk_tcp_connect(const struct sockaddr *addr, int64_t timeout_ms, tsk_tcp_t *
   if (!addr || !out) return TSK_EINVAL;
   tsk__task *self = tsk__current;
   if (!self) return TSK_ENOTASK;
-  int rc;
+  int rc = tsk__take_cancel(self); /* before a connection attempt goes out */
+  if (rc) return rc;
   tsk_tcp_t *t = tcp_new(self->rt, &rc);
   if (!t) return rc;
   connect_req *r = calloc(1, sizeof *r);
@@ -454,6 +455,9 @@ int tsk_tcp_write(tsk_tcp_t *t, const void *buf, size_t len, int64_t timeout_ms)
   if (rc) return rc;
   if (t->listening) return TSK_EINVAL;
   if (len == 0) return 0;
+  /* A pending cancellation is delivered before any byte goes out, not after part of them did. */
+  rc = tsk__take_cancel(tsk__current);
+  if (rc) return rc;
   /* Most writes fit in the socket buffer: try without a request first. uv_try_write refuses
    * (UV_EAGAIN) while earlier writes are queued, so order is kept. */
   uv_buf_t b;
@@ -549,6 +553,8 @@ int tsk_getaddrinfo(const char *node, const char *service, const struct addrinfo
   if ((!node && !service) || !res) return TSK_EINVAL;
   tsk__task *self = tsk__current;
   if (!self) return TSK_ENOTASK;
+  int rc = tsk__take_cancel(self); /* before a lookup is queued on the thread pool */
+  if (rc) return rc;
   gai_req *r = calloc(1, sizeof *r);
   if (!r) return TSK_ENOMEM;
   tsk__wait w;
@@ -557,7 +563,7 @@ int tsk_getaddrinfo(const char *node, const char *service, const struct addrinfo
   r->waiter = &w;
   r->out = &ai;
   /* libuv copies node, service and hints. */
-  int rc = uv_getaddrinfo(self->rt->loop, &r->req, on_getaddrinfo, node, service, hints);
+  rc = uv_getaddrinfo(self->rt->loop, &r->req, on_getaddrinfo, node, service, hints);
   if (rc) {
     free(r);
     return rc;

@@ -8,6 +8,8 @@
  * after_work never writes into a stack whose task stopped waiting.
  *
  * Withdrawn work: on timeout or cancellation uv_cancel() is tried first.
+ *   - A cancellation already pending when tsk_offload is called is delivered before anything
+ *     is queued: done(arg, TSK_ECANCELED, 1) is called before it returns.
  *   - If it succeeds the work never ran and never will: it is NOT counted as abandoned (nothing
  *     runs unobserved), and done(arg, TSK_ECANCELED, 1) is still called — later, on the loop
  *     thread — so that done can always be relied on to release arg. (The result value
@@ -90,10 +92,16 @@ int tsk_offload(tsk_work_fn fn, void *arg, tsk_work_done_fn done, int64_t timeou
   if (!t) return TSK_ENOTASK;
   tsk_runtime_t *rt = t->rt;
   if (rt->closing) return TSK_ECLOSED;
+  /* A cancellation already pending is delivered before anything is queued: fn never runs. */
+  int rc = tsk__take_cancel(t);
+  if (rc) {
+    if (done) done(arg, TSK_ECANCELED, 1);
+    return rc;
+  }
   offload_req *r = calloc(1, sizeof *r);
   if (!r) return TSK_ENOMEM;
   tsk__wait w;
-  int rc = tsk__wait_prepare(&w, TSK_WAIT_OFFLOAD, tsk__next_object_id(rt));
+  rc = tsk__wait_prepare(&w, TSK_WAIT_OFFLOAD, tsk__next_object_id(rt));
   if (rc) {
     free(r);
     return rc;

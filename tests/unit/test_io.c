@@ -614,6 +614,47 @@ static void test_cancel_write(void **state) {
   TT_RUN_OK(main_cancel_write, NULL);
 }
 
+/* ---- a cancellation already pending when an operation starts ----
+ * It is delivered before anything goes out: no byte of the write, no connection attempt, no
+ * lookup queued. Each delivery consumes the request; the next operation works normally. */
+static int pending_cancel_task(void *arg) {
+  pair *p = arg;
+  TT_RC(0, tsk_cancel(tsk_self()));
+  TT_RC(TSK_ECANCELED, tsk_tcp_write(p->a, "x", 1, LONG_MS));
+  TT_RC(0, tsk_tcp_write(p->a, "y", 1, LONG_MS));
+  char c = 0;
+  TT_RC(0, read_full(p->b, &c, 1));
+  TT_CHECK(c == 'y'); /* the cancelled write sent nothing */
+
+  struct sockaddr_in addr = loopback(port_of(p->server));
+  tsk_tcp_t *conn = NULL;
+  TT_RC(0, tsk_cancel(tsk_self()));
+  TT_RC(TSK_ECANCELED, tsk_tcp_connect((struct sockaddr *)&addr, LONG_MS, &conn));
+  TT_CHECK(conn == NULL);
+
+  struct addrinfo *ai = NULL;
+  TT_RC(0, tsk_cancel(tsk_self()));
+  TT_RC(TSK_ECANCELED, tsk_getaddrinfo("localhost", NULL, NULL, LONG_MS, &ai));
+  TT_CHECK(ai == NULL);
+  return 0;
+}
+
+static int main_pending_cancel(void *arg) {
+  (void)arg;
+  pair p;
+  if (pair_open(&p)) return TSK_EFAILED;
+  tsk_task_t t;
+  TT_RC(0, tsk_spawn(tsk_runtime_current(), &t, "pending-cancel", pending_cancel_task, &p));
+  TT_RC(0, tsk_join(t, LONG_MS, NULL));
+  pair_close(&p);
+  return 0;
+}
+
+static void test_pending_cancel(void **state) {
+  (void)state;
+  TT_RUN_OK(main_pending_cancel, NULL);
+}
+
 /* ---- the generic waiter ---- */
 
 static void on_stat(uv_fs_t *req) { tsk_uv_waiter_done(req->data, (int)req->result); }
@@ -889,6 +930,7 @@ int main(void) {
       TT_TEST(test_close_wakes_waiters),
       TT_TEST(test_write_timeout),
       TT_TEST(test_cancel_write),
+      TT_TEST(test_pending_cancel),
       TT_TEST(test_uv_waiter),
       TT_TEST(test_uv_waiter_uncancellable),
       TT_TEST(test_runtime_close_blocked),
