@@ -8,6 +8,11 @@
  * cancelled. With max_pending too, a spawn into a full queue either fails (TSK_EFULL) or, with
  * spawn_waits, suspends the spawner until the group hands its spawn over into the queue.
  *
+ * A failure nobody reads: the first failure is the group's outcome, read by tsk_group_wait or
+ * tsk_group_close. A group that fails and is never waited for or closed (left to runtime close or
+ * process exit) reports it as unretrieved_error: the record is made when the failure happens
+ * (the task is about to be freed) and kept by the group until its outcome is read.
+ *
  * Waiters never read the group after they are woken: the group writes their outcome into their
  * own frame first (group_waiter), so a closer may free the group before the others resume.
  *
@@ -20,6 +25,7 @@
  *     waiting spawner, and accepts no more spawns.
  */
 #include "internal.h"
+#include "leak.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +63,7 @@ struct tsk_group {
   size_t nrunning, npending, nfinished;
   int error;            /* the first failure's code (never 0), 0 when none */
   char message[sizeof(((tsk_result_t *)0)->message)];
+  tsk__leak *unread;    /* the record of the first failure until its outcome is read */
   unsigned closed : 1;    /* tsk_group_close began: no more spawns */
   unsigned cancelled : 1; /* tsk_group_cancel or a failure: no more spawns, pending dropped */
 };
@@ -90,6 +97,23 @@ static void record_failure(tsk_group_t *g, int error, const char *message) {
   snprintf(g->message, sizeof g->message, "%s", message ? message : "");
 }
 
+/* The group's outcome was handed to someone: its failure, if any, is retrieved. */
+static void outcome_read(tsk_group_t *g) {
+  if (g->unread) {
+    tsk__leak_free(g->unread);
+    g->unread = NULL;
+  }
+}
+
+void tsk__group_unread_failures(tsk_runtime_t *rt) {
+  for (tsk__list *n = rt->groups.next; n != &rt->groups; n = n->next) {
+    tsk_group_t *g = TSK__CONTAINER(n, tsk_group_t, rt_link);
+    if (!g->unread) continue;
+    tsk__registry_add(rt, g->unread);
+    g->unread = NULL;
+  }
+}
+
 /* ---- waking ---- */
 
 /* A spawner's wait ended without its spawn being handed over: the spawn is dropped. */
@@ -111,6 +135,7 @@ static void check_complete(tsk_group_t *g) {
     gw->completed = 1;
     gw->error = g->error;
     fill_result(g, gw->res);
+    outcome_read(g);
     tsk__wait_end(w, 0);
   }
 }
@@ -190,6 +215,7 @@ void tsk__group_task_finished(tsk__task *t) {
   g->nfinished++;
   if (t->state == TSK_TASK_FAILED && !g->error) {
     record_failure(g, t->error, t->message);
+    g->unread = tsk__registry_group_failure(t, g->id);
     cancel_all(g);
   }
   t->handle_held = 0; /* the group was the holder: the scheduler frees the struct after its
@@ -199,6 +225,7 @@ void tsk__group_task_finished(tsk__task *t) {
 }
 
 static void group_free(tsk_group_t *g) {
+  outcome_read(g); /* closed: tsk_group_close returned it; runtime close: reported already */
   tsk__list_remove(&g->rt_link);
   while (!tsk__list_empty(&g->pending)) {
     pending_spawn *p = TSK__CONTAINER(g->pending.next, pending_spawn, link);
@@ -302,6 +329,7 @@ int tsk_group_wait(tsk_group_t *g, int64_t timeout_ms, tsk_result_t *res) {
   if (self && self->group == g) return TSK_EDEADLK;
   if (complete(g)) {
     fill_result(g, res);
+    outcome_read(g);
     return g->error;
   }
   if (!self) return TSK_ENOTASK;

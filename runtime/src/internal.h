@@ -403,6 +403,14 @@ void tsk__registry_released(tsk__task *t);
 /* The last completer of future `future_id` was released with tasks still waiting on it: each
  * waiter (the wait records on `waiters`) is recorded as stranded. Call before waking them. */
 void tsk__registry_stranded(tsk_runtime_t *rt, tsk__list *waiters, uint64_t future_id);
+/* A record of t, a task of group `group_id` whose failure is the group's outcome: kept by the
+ * group and added (tsk__registry_add) only if nobody reads that outcome. */
+struct tsk__leak;
+struct tsk__leak *tsk__registry_group_failure(tsk__task *t, uint64_t group_id);
+void tsk__registry_add(tsk_runtime_t *rt, struct tsk__leak *l);
+/* group.c: adds the records of the groups of rt whose failure was never read (runtime close,
+ * process exit); each is added once. */
+void tsk__group_unread_failures(tsk_runtime_t *rt);
 /* A task is destroyed explicitly (tsk_task_destroy). */
 void tsk__registry_destroyed(tsk__task *t, const char *reason);
 

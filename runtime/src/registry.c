@@ -223,6 +223,16 @@ void tsk__registry_released(tsk__task *t) {
   if (l) add_record(t->rt, l);
 }
 
+tsk__leak *tsk__registry_group_failure(tsk__task *t, uint64_t group_id) {
+  char reason[128];
+  snprintf(reason, sizeof reason,
+           "it failed in group %llu and the group's outcome was never read",
+           (unsigned long long)group_id);
+  return record_of(t->rt, t, TSK__LEAK_UNRETRIEVED_ERROR, reason, 1);
+}
+
+void tsk__registry_add(tsk_runtime_t *rt, struct tsk__leak *l) { add_record(rt, l); }
+
 void tsk__registry_destroyed(tsk__task *t, const char *reason) {
   if (t->recorded) return;
   t->recorded = 1;
@@ -298,6 +308,8 @@ static tsk__leak *take_records(tsk_runtime_t *rt) {
 }
 
 void tsk__registry_close(tsk_runtime_t *rt) {
+  /* Groups whose first failure nobody read. */
+  tsk__group_unread_failures(rt);
   /* Unfinished tasks are about to be destroyed: the loop closed under them. */
   for (tsk__list *n = rt->live.next; n != &rt->live; n = n->next) {
     tsk__task *t = TSK__CONTAINER(n, tsk__task, live_link);
@@ -337,6 +349,7 @@ static void at_exit(int status, void *arg) {
                                rt->nleaks < 1000);
       if (l) add_record(rt, l);
     }
+    tsk__group_unread_failures(rt);
     *tail = take_records(rt);
     while (*tail) tail = &(*tail)->next;
   }

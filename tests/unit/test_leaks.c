@@ -82,6 +82,26 @@ static int main_joined(void *arg) {
   return 0;
 }
 
+/* A group whose first failure is never read (no tsk_group_wait, no tsk_group_close). */
+static tsk_group_t *unread_group;
+static int main_group_unread(void *arg) {
+  (void)arg;
+  if (tsk_group_new(rt, NULL, &unread_group) != 0) return 1;
+  if (tsk_group_spawn(unread_group, "group_member", failing_task, NULL) != 0) return 2;
+  tsk_sleep(5);
+  return 0; /* the runtime closes with the group still open */
+}
+
+/* The same failure, read by tsk_group_wait: retrieved, no record. */
+static int main_group_read(void *arg) {
+  (void)arg;
+  tsk_group_t *g;
+  if (tsk_group_new(rt, NULL, &g) != 0) return 1;
+  if (tsk_group_spawn(g, "group_member", failing_task, NULL) != 0) return 2;
+  if (tsk_group_wait(g, TSK_FOREVER, NULL) != TSK_EFAILED) return 3;
+  return tsk_group_close(g, 0) == TSK_EFAILED ? 0 : 4;
+}
+
 static int main_destroyed(void *arg) {
   (void)arg;
   tsk_event_new(rt, &never);
@@ -286,6 +306,30 @@ static void test_unretrieved_error(void **state) {
   json_decref(o.report);
 }
 
+static void test_group_failure_never_read(void **state) {
+  (void)state;
+  scenario s = {"group-unread", main_group_unread, 1, 0, 0};
+  static outcome o;
+  run_child(&s, "", &o);
+  assert_int_equal(o.status, 0);
+  assert_non_null(strstr(o.err, "Task exception was never retrieved"));
+  assert_non_null(o.report);
+  assert_int_equal(summary(o.report, "unretrieved_error"), 1);
+  json_t *l = find_leak(o.report, "unretrieved_error", "group_member");
+  assert_non_null(l);
+  assert_int_equal(frame_index(l, "raised_at", "raise_here"), 0);
+  assert_int_equal(frame_index(l, "raised_at", "failing_task"), 1);
+  json_decref(o.report);
+
+  scenario r = {"group-read", main_group_read, 1, 0, 0};
+  run_child(&r, "", &o);
+  assert_int_equal(o.status, 0);
+  assert_null(strstr(o.err, "SUMMARY"));
+  assert_non_null(o.report);
+  assert_int_equal(summary(o.report, "unretrieved_error"), 0);
+  json_decref(o.report);
+}
+
 static void test_verbosity_reports_as_it_happens(void **state) {
   (void)state;
   scenario s = {"unretrieved", main_unretrieved, 1, 0, 0};
@@ -444,6 +488,7 @@ static void test_check_api(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unretrieved_error),
+      cmocka_unit_test(test_group_failure_never_read),
       cmocka_unit_test(test_verbosity_reports_as_it_happens),
       cmocka_unit_test(test_no_false_positive_when_retrieved),
       cmocka_unit_test(test_destroyed_pending_at_close),
