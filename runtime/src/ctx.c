@@ -15,7 +15,10 @@ static void ucontext_entry(unsigned hi_fn, unsigned lo_fn, unsigned hi_arg, unsi
   abort(); /* setcontext does not return on success */
 }
 
-void tsk__ctx_switch(tsk__ctx *from, tsk__ctx *to) { swapcontext(&from->uc, &to->uc); }
+int tsk__ctx_switch(tsk__ctx *from, tsk__ctx *to) {
+  swapcontext(&from->uc, &to->uc);
+  return 0;
+}
 
 void tsk__ctx_start(tsk__ctx *from, tsk__ctx *self, char *stack_lo, size_t size,
                     tsk__ctx_entry entry, void *arg) {

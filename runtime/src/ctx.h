@@ -33,8 +33,9 @@ typedef struct tsk__ctx {
 } tsk__ctx;
 #endif
 
-/* Saves the current context into from and resumes to. Returns when something switches back. */
-void tsk__ctx_switch(tsk__ctx *from, tsk__ctx *to);
+/* Saves the current context into from and resumes to. Returns 0 when something switches back
+ * (a value, so that a caller returning 0 can tail-call it: see tsk_yield). */
+int tsk__ctx_switch(tsk__ctx *from, tsk__ctx *to);
 
 /* What a new context runs: returns the context to resume when it is done. Its stack is not used
  * any more once it has returned. */

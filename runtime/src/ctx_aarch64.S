@@ -37,6 +37,7 @@ tsk__ctx_switch:
         ldp     d12, d13, [sp, #128]
         ldp     d14, d15, [sp, #144]
         add     sp, sp, #160
+        mov     w0, #0
         ret
         .size   tsk__ctx_switch, .-tsk__ctx_switch
 
@@ -97,6 +98,7 @@ tsk__ctx_start:
         .cfi_def_cfa_offset 0
         .cfi_restore x29
         .cfi_restore x30
+        mov     w0, #0
         ret
         .cfi_endproc
         .size   tsk__ctx_start, .-tsk__ctx_start

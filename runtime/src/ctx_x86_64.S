@@ -2,7 +2,8 @@
  * ctx_x86_64.S — context switch for x86-64 (System V ABI).
  *
  * tsk__ctx_switch(from, to): pushes the callee-saved registers (rbp, rbx, r12-r15) on the
- * current stack, stores the stack pointer in from->sp, loads to->sp and pops the same layout.
+ * current stack, stores the stack pointer in from->sp, loads to->sp and pops the same layout;
+ * returns 0 (ctx.h says why).
  * The floating-point control words (MXCSR, x87 CW) are not switched: they belong to the thread
  * (saving them cost more than half of a switch); see ctx.h. The layout is documented in ctx.h and read by
  * the unwinder for suspended tasks: do not change one without the other.
@@ -47,6 +48,7 @@ tsk__ctx_switch:
         .cfi_adjust_cfa_offset -8
         popq    %rbp
         .cfi_adjust_cfa_offset -8
+        xorl    %eax, %eax
         ret
         .cfi_endproc
         .size   tsk__ctx_switch, .-tsk__ctx_switch
@@ -124,6 +126,7 @@ tsk__ctx_start:
         .cfi_adjust_cfa_offset -8
         popq    %rbp
         .cfi_adjust_cfa_offset -8
+        xorl    %eax, %eax
         ret
         .cfi_endproc
         .size   tsk__ctx_start, .-tsk__ctx_start

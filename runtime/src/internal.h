@@ -179,7 +179,8 @@ struct tsk_runtime {
   tsk__list finished;          /* finished tasks whose struct is not freed yet (handle still
                                   held, or stack not yet reaped); freed at close */
   int batch_left;              /* direct task-to-task switches left in this idle pass */
-  tsk__task *zombie;           /* a finished task whose stack is released after switching out */
+  tsk__task *zombie;           /* the last task that ended; its stack is released later
+                                  (reap_zombie in runtime.c) */
   tsk_stats_t stats;           /* spawned, finished and switches are kept up to date; the rest
                                   is derived in tsk_runtime_stats */
   uint64_t destroyed;          /* tasks destroyed before they finished */

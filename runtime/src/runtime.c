@@ -71,8 +71,10 @@ void tsk__ready_remove(tsk__task *t) {
   }
 }
 
-/* Releases the stack of the task that just ended on it (it could not free the stack it was
- * running on) and, when nobody holds its handle any more, the task itself. A task that returned
+/* Releases the stack of the last task that ended (it could not free the stack it was running
+ * on) and, when nobody holds its handle any more, the task itself. Done late, where it costs
+ * no resumed task anything: by the next task to end (tsk__task_exit) or by the scheduler when
+ * its pass is over (on_idle); at most one zombie exists at a time. A task that returned
  * from its entry left no frame behind; one that started another task on its way out (see
  * tsk__task_exit) did, below its saved stack pointer. */
 static void reap_zombie(tsk_runtime_t *rt) {
@@ -103,8 +105,8 @@ static inline void asan_after(void *save) {
 }
 
 void tsk__after_first_switch(tsk_runtime_t *rt) {
+  (void)rt;
   asan_after(NULL);
-  if (rt->zombie) reap_zombie(rt);
 }
 
 /* busy_time=on: charges the time since the last switch to the task leaving the CPU (NULL: the
@@ -143,14 +145,16 @@ static inline void switch_to_task(tsk_runtime_t *rt, tsk__ctx *from, tsk__task *
   else
     start_task(from, next);
   asan_after(save);
-  if (rt->zombie) reap_zombie(rt);
 }
 
-/* The end of a task (t, already finished and set as rt->zombie): the context that runs next.
- * The next ready task while the idle pass's batch lasts, else the scheduler. A next task that
- * never ran is started from here (this call then never returns: t's stack is abandoned). */
+/* The end of a task (t, already finished): t becomes the zombie, and the context that runs
+ * next is returned: the next ready task while the idle pass's batch lasts, else the scheduler.
+ * A next task that never ran is started from here (this call then never returns: t's stack is
+ * abandoned). */
 tsk__ctx *tsk__task_exit(tsk__task *t) {
   tsk_runtime_t *rt = t->rt;
+  if (rt->zombie) reap_zombie(rt); /* the previous one: its stack is free now */
+  rt->zombie = t;
   tsk__task *next = NULL;
   if (rt->batch_left > 0 && (next = pop_ready(rt)) != NULL) rt->batch_left--;
   if (!next) {
@@ -176,6 +180,7 @@ static void on_idle(uv_idle_t *h) {
     switch_to_task(rt, &rt->sched_ctx, t);
     tsk__current = NULL;
     rt->current = NULL;
+    if (rt->zombie) reap_zombie(rt);
   }
   if (!rt->ready_head && rt->idle_active) {
     rt->idle_active = 0;
@@ -183,23 +188,40 @@ static void on_idle(uv_idle_t *h) {
   }
 }
 
+static void stack_overflow(tsk__task *t) __attribute__((noreturn, cold, noinline));
+static void stack_overflow(tsk__task *t) {
+  fprintf(stderr, "taskscope: stack overflow in task %llu (%s): stack is %zu bytes; "
+                  "spawn it with a larger stack_size\n",
+          (unsigned long long)t->id, t->name[0] ? t->name : "?", t->stack->size);
+  abort();
+}
+
 /* The overflow policy (stack.c): a task found below its stack's lower bound at a suspension
- * point is stopped with a message naming it. */
+ * point is stopped with a message naming it. t is the running task (it has a stack). */
 static inline void check_stack(tsk__task *t) {
-  char probe;
-  if (TSK__UNLIKELY(t->stack && &probe < t->stack->base + 512)) {
-    fprintf(stderr, "taskscope: stack overflow in task %llu (%s): stack is %zu bytes; "
-                    "spawn it with a larger stack_size\n",
-            (unsigned long long)t->id, t->name[0] ? t->name : "?", t->stack->size);
-    abort();
-  }
+  if (TSK__UNLIKELY((char *)__builtin_frame_address(0) < t->stack->base + 512)) stack_overflow(t);
+}
+
+/* tsk_yield's handoff to next. The switch is its last call (a sibling call: tsk_yield allows
+ * them), so that its return goes straight back to tsk_yield's caller: no frame of tsk_yield is
+ * left to unwind after the switch. AddressSanitizer builds need a step after the switch. */
+static inline int yield_to(tsk_runtime_t *rt, tsk__task *t, tsk__task *next) {
+#ifdef TSK__ASAN
+  switch_to_task(rt, &t->ctx, next);
+  return 0;
+#else
+  enter_task(rt, next);
+  if (TSK__LIKELY(tsk__ctx_started(&next->ctx))) return tsk__ctx_switch(&t->ctx, &next->ctx);
+  start_task(&t->ctx, next);
+  return 0;
+#endif
 }
 
 /* The hottest path of all, so it does in one place what tsk__make_ready and
  * tsk__switch_to_scheduler would do: the next ready task leaves the head of the queue, the
  * caller joins its tail, and control passes directly (a task only runs inside the loop's idle
  * pass, so the idle handle is active and the batch counter is live). */
-int tsk_yield(void) {
+__attribute__((optimize("optimize-sibling-calls"))) int tsk_yield(void) {
   tsk__task *t = tsk__current;
   if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
   int rc = tsk__take_cancel(t);
@@ -220,8 +242,7 @@ int tsk_yield(void) {
       rt->ready_head = t;
     rt->ready_tail = t;
     check_stack(t);
-    switch_to_task(rt, &t->ctx, next);
-    return 0;
+    return yield_to(rt, t, next);
   }
   tsk__make_ready(t);
   tsk__switch_to_scheduler(t);
@@ -248,11 +269,6 @@ void tsk__switch_to_scheduler(tsk__task *t) {
   asan_before(&save, rt->sched_stack_lo, rt->sched_stack_size);
   tsk__ctx_switch(&t->ctx, &rt->sched_ctx);
   asan_after(save);
-  /* Resumed either by the scheduler (on_idle: tsk__current is set and no zombie is left) or
-   * directly by a task that just ended (tsk__task_exit): that task cannot release its own stack,
-   * so its zombie is reaped here, before this task can end and overwrite rt->zombie (which would
-   * leak the first zombie's stack and struct). */
-  if (rt->zombie) reap_zombie(rt);
 }
 
 static int runtime_init(tsk_runtime_t *rt, uv_loop_t *loop) {
@@ -538,6 +554,7 @@ void tsk_runtime_stats(tsk_runtime_t *rt, tsk_stats_t *st) {
   uint64_t running = rt->current && rt->current != rt->zombie ? 1 : 0;
   st->waiting = st->live >= st->ready + running ? st->live - st->ready - running : 0;
   st->stacks_mapped = rt->stacks.carved;
-  st->stacks_pooled = rt->stacks.free_count;
+  /* The last ended task's stack is unused already; it joins the pool at the next reap. */
+  st->stacks_pooled = rt->stacks.free_count + (rt->zombie && rt->zombie->stack ? 1 : 0);
   st->stack_regions = rt->stacks.regions;
 }

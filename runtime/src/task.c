@@ -77,7 +77,6 @@ tsk__ctx *tsk__task_entry(void *p) {
   t->first_run_ms = tsk__now_ms(rt);
   int rc = t->fn(t->arg);
   task_finish(t, rc);
-  rt->zombie = t;
   return tsk__task_exit(t);
 }
 

@@ -5,6 +5,11 @@
  * tsk_runtime_close, so ASan's leak check covers each group's memory. No assertion depends on
  * timing: "long" sleeps are far longer than anything that is meant to interrupt them, and
  * ordering is forced with flags and yields.
+ *
+ * Code running inside a task checks with TT_CHECK / TT_RC (tt_core.h), never with cmocka's
+ * assert_* (they longjmp off the task's stack); where a failed check would make what follows
+ * crash or hang, the task returns TSK_EFAILED instead. The test functions themselves (outside
+ * any task) use the usual asserts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,9 +17,11 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
 #include <pthread.h>
 #include <string.h>
 
+#include "common/tt_core.h"
 #include "taskscope.h"
 
 #define LONG_SLEEP_MS 60000 /* never reached unless cancellation is broken */
@@ -23,15 +30,6 @@ static tsk_runtime_t *new_runtime(void) {
   tsk_runtime_t *rt = NULL;
   assert_int_equal(tsk_runtime_new(&rt), 0);
   return rt;
-}
-
-/* Runs fn(arg) as the main task of a fresh runtime, closes the runtime, returns fn's code. */
-static int run_main(tsk_fn fn, void *arg) {
-  tsk_runtime_t *rt = new_runtime();
-  tsk_result_t res;
-  int rc = tsk_run_main(rt, "main", fn, arg, &res);
-  assert_int_equal(tsk_runtime_close(rt), 0);
-  return rc;
 }
 
 static void yield_n(int n) {
@@ -63,34 +61,34 @@ static int main_all_succeed(void *arg) {
   counter c = {0};
   tsk_group_t *g;
   tsk_group_opts_t o = {.name = "all"};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), &o, &g), 0);
-  for (int i = 0; i < 10; i++) assert_int_equal(tsk_group_spawn(g, "worker", count_task, &c), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), &o, &g))) return TSK_EFAILED;
+  for (int i = 0; i < 10; i++) TT_RC(0, tsk_group_spawn(g, "worker", count_task, &c));
   size_t running, pending, finished;
   tsk_group_counts(g, &running, &pending, &finished);
-  assert_int_equal(running, 10);
-  assert_int_equal(pending, 0);
-  assert_int_equal(finished, 0);
+  TT_RC(10, running);
+  TT_RC(0, pending);
+  TT_RC(0, finished);
   tsk_result_t res;
   memset(&res, 0x5a, sizeof res);
-  assert_int_equal(tsk_group_wait(g, TSK_FOREVER, &res), 0);
-  assert_int_equal(res.state, TSK_TASK_DONE);
-  assert_int_equal(res.error, 0);
-  assert_string_equal(res.message, "");
-  assert_int_equal(c.done, 10);
+  TT_RC(0, tsk_group_wait(g, TSK_FOREVER, &res));
+  TT_RC(TSK_TASK_DONE, res.state);
+  TT_RC(0, res.error);
+  TT_CHECK(strcmp(res.message, "") == 0);
+  TT_RC(10, c.done);
   tsk_group_counts(g, &running, &pending, &finished);
-  assert_int_equal(running, 0);
-  assert_int_equal(finished, 10);
+  TT_RC(0, running);
+  TT_RC(10, finished);
   /* A completed group can be waited again, and reused. */
-  assert_int_equal(tsk_group_wait(g, 0, NULL), 0);
-  assert_int_equal(tsk_group_spawn(g, NULL, count_task, &c), 0);
-  assert_int_equal(tsk_group_close(g, TSK_FOREVER), 0);
-  assert_int_equal(c.done, 11);
+  TT_RC(0, tsk_group_wait(g, 0, NULL));
+  TT_RC(0, tsk_group_spawn(g, NULL, count_task, &c));
+  TT_RC(0, tsk_group_close(g, TSK_FOREVER));
+  TT_RC(11, c.done);
   return 0;
 }
 
 static void test_all_succeed(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_all_succeed, NULL), 0);
+  TT_RUN_OK(main_all_succeed, NULL);
 }
 
 /* ---- the first failure cancels the others ---- */
@@ -128,34 +126,34 @@ static int main_first_failure(void *arg) {
   fail_ctx f = {0};
   tsk_group_t *g;
   tsk_group_opts_t o = {.name = "ff", .max_concurrency = 6};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), &o, &g), 0);
-  for (int i = 0; i < 5; i++) assert_int_equal(tsk_group_spawn(g, "sleeper", long_sleeper, &f), 0);
-  assert_int_equal(tsk_group_spawn(g, "failer", failer, NULL), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), &o, &g))) return TSK_EFAILED;
+  for (int i = 0; i < 5; i++) TT_RC(0, tsk_group_spawn(g, "sleeper", long_sleeper, &f));
+  if (!TT_RC(0, tsk_group_spawn(g, "failer", failer, NULL))) return TSK_EFAILED;
   /* Beyond the limit: pending, dropped by the failure, never started. */
-  for (int i = 0; i < 3; i++) assert_int_equal(tsk_group_spawn(g, "late", late_task, &f), 0);
+  for (int i = 0; i < 3; i++) TT_RC(0, tsk_group_spawn(g, "late", late_task, &f));
   tsk_result_t res;
-  assert_int_equal(tsk_group_wait(g, TSK_FOREVER, &res), TSK_EFAILED);
-  assert_int_equal(res.state, TSK_TASK_FAILED);
-  assert_int_equal(res.error, TSK_EFAILED);
-  assert_string_equal(res.message, "bad header 7");
-  assert_int_equal(f.sleepers_cancelled, 5);
-  assert_int_equal(f.sleepers_saw_request, 5);
-  assert_int_equal(f.late_started, 0);
+  TT_RC(TSK_EFAILED, tsk_group_wait(g, TSK_FOREVER, &res));
+  TT_RC(TSK_TASK_FAILED, res.state);
+  TT_RC(TSK_EFAILED, res.error);
+  TT_CHECK(strcmp(res.message, "bad header 7") == 0);
+  TT_RC(5, f.sleepers_cancelled);
+  TT_RC(5, f.sleepers_saw_request);
+  TT_RC(0, f.late_started);
   size_t running, pending, finished;
   tsk_group_counts(g, &running, &pending, &finished);
-  assert_int_equal(running, 0);
-  assert_int_equal(pending, 0);
-  assert_int_equal(finished, 6);
+  TT_RC(0, running);
+  TT_RC(0, pending);
+  TT_RC(6, finished);
   /* The group is cancelled for good: no more spawns. The error stays readable. */
-  assert_int_equal(tsk_group_spawn(g, "late", late_task, &f), TSK_ECANCELED);
-  assert_int_equal(tsk_group_wait(g, 0, NULL), TSK_EFAILED);
-  assert_int_equal(tsk_group_close(g, TSK_FOREVER), TSK_EFAILED);
+  TT_RC(TSK_ECANCELED, tsk_group_spawn(g, "late", late_task, &f));
+  TT_RC(TSK_EFAILED, tsk_group_wait(g, 0, NULL));
+  TT_RC(TSK_EFAILED, tsk_group_close(g, TSK_FOREVER));
   return 0;
 }
 
 static void test_first_failure_cancels_others(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_first_failure, NULL), 0);
+  TT_RUN_OK(main_first_failure, NULL);
 }
 
 /* Cancelled tasks are not failures: a group whose tasks were all cancelled waits to 0. */
@@ -163,22 +161,22 @@ static int main_cancelled_not_failure(void *arg) {
   (void)arg;
   fail_ctx f = {0};
   tsk_group_t *g;
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), NULL, &g), 0);
-  for (int i = 0; i < 3; i++) assert_int_equal(tsk_group_spawn(g, "sleeper", long_sleeper, &f), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), NULL, &g))) return TSK_EFAILED;
+  for (int i = 0; i < 3; i++) TT_RC(0, tsk_group_spawn(g, "sleeper", long_sleeper, &f));
   yield_n(2);
-  assert_int_equal(tsk_group_cancel(g), 0);
+  if (!TT_RC(0, tsk_group_cancel(g))) return TSK_EFAILED;
   tsk_result_t res;
-  assert_int_equal(tsk_group_wait(g, TSK_FOREVER, &res), 0);
-  assert_int_equal(res.state, TSK_TASK_CANCELLED);
-  assert_int_equal(res.error, 0);
-  assert_int_equal(f.sleepers_cancelled, 3);
-  assert_int_equal(tsk_group_close(g, 0), 0);
+  TT_RC(0, tsk_group_wait(g, TSK_FOREVER, &res));
+  TT_RC(TSK_TASK_CANCELLED, res.state);
+  TT_RC(0, res.error);
+  TT_RC(3, f.sleepers_cancelled);
+  TT_RC(0, tsk_group_close(g, 0));
   return 0;
 }
 
 static void test_cancelled_is_not_failure(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_cancelled_not_failure, NULL), 0);
+  TT_RUN_OK(main_cancelled_not_failure, NULL);
 }
 
 /* A failure during close is what close returns. */
@@ -186,17 +184,17 @@ static int main_failure_in_close(void *arg) {
   (void)arg;
   fail_ctx f = {0};
   tsk_group_t *g;
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), NULL, &g), 0);
-  assert_int_equal(tsk_group_spawn(g, "sleeper", long_sleeper, &f), 0);
-  assert_int_equal(tsk_group_spawn(g, "failer", failer, NULL), 0);
-  assert_int_equal(tsk_group_close(g, TSK_FOREVER), TSK_EFAILED);
-  assert_int_equal(f.sleepers_cancelled, 1);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), NULL, &g))) return TSK_EFAILED;
+  TT_RC(0, tsk_group_spawn(g, "sleeper", long_sleeper, &f));
+  if (!TT_RC(0, tsk_group_spawn(g, "failer", failer, NULL))) return TSK_EFAILED;
+  TT_RC(TSK_EFAILED, tsk_group_close(g, TSK_FOREVER));
+  TT_RC(1, f.sleepers_cancelled);
   return 0;
 }
 
 static void test_failure_during_close(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_failure_in_close, NULL), 0);
+  TT_RUN_OK(main_failure_in_close, NULL);
 }
 
 /* ---- concurrency limit ---- */
@@ -206,25 +204,25 @@ static int main_concurrency_limit(void *arg) {
   counter c = {0};
   tsk_group_t *g;
   tsk_group_opts_t o = {.name = "limited", .max_concurrency = 4};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), &o, &g), 0);
-  for (int i = 0; i < 100; i++) assert_int_equal(tsk_group_spawn(g, "w", count_task, &c), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), &o, &g))) return TSK_EFAILED;
+  for (int i = 0; i < 100; i++) TT_RC(0, tsk_group_spawn(g, "w", count_task, &c));
   size_t running, pending, finished;
   tsk_group_counts(g, &running, &pending, &finished);
-  assert_int_equal(running, 4);
-  assert_int_equal(pending, 96);
-  assert_int_equal(c.started, 0); /* nothing ran yet: spawning never switches */
-  assert_int_equal(tsk_group_wait(g, TSK_FOREVER, NULL), 0);
-  assert_int_equal(c.done, 100);
-  assert_int_equal(c.max, 4);
+  TT_RC(4, running);
+  TT_RC(96, pending);
+  TT_RC(0, c.started); /* nothing ran yet: spawning never switches */
+  TT_RC(0, tsk_group_wait(g, TSK_FOREVER, NULL));
+  TT_RC(100, c.done);
+  TT_RC(4, c.max);
   tsk_group_counts(g, &running, &pending, &finished);
-  assert_int_equal(finished, 100);
-  assert_int_equal(tsk_group_close(g, 0), 0);
+  TT_RC(100, finished);
+  TT_RC(0, tsk_group_close(g, 0));
   return 0;
 }
 
 static void test_concurrency_limit(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_concurrency_limit, NULL), 0);
+  TT_RUN_OK(main_concurrency_limit, NULL);
 }
 
 /* ---- pending limit ---- */
@@ -234,22 +232,22 @@ static int main_pending_full(void *arg) {
   counter c = {0};
   tsk_group_t *g;
   tsk_group_opts_t o = {.max_concurrency = 2, .max_pending = 3, .spawn_waits = 0};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), &o, &g), 0);
-  for (int i = 0; i < 5; i++) assert_int_equal(tsk_group_spawn(g, "w", count_task, &c), 0);
-  assert_int_equal(tsk_group_spawn(g, "w", count_task, &c), TSK_EFULL);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), &o, &g))) return TSK_EFAILED;
+  for (int i = 0; i < 5; i++) TT_RC(0, tsk_group_spawn(g, "w", count_task, &c));
+  TT_RC(TSK_EFULL, tsk_group_spawn(g, "w", count_task, &c));
   size_t running, pending;
   tsk_group_counts(g, &running, &pending, NULL);
-  assert_int_equal(running, 2);
-  assert_int_equal(pending, 3);
-  assert_int_equal(tsk_group_close(g, TSK_FOREVER), 0);
-  assert_int_equal(c.done, 5);
-  assert_true(c.max <= 2);
+  TT_RC(2, running);
+  TT_RC(3, pending);
+  TT_RC(0, tsk_group_close(g, TSK_FOREVER));
+  TT_RC(5, c.done);
+  TT_CHECK(c.max <= 2);
   return 0;
 }
 
 static void test_pending_full_fails(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_pending_full, NULL), 0);
+  TT_RUN_OK(main_pending_full, NULL);
 }
 
 static int main_pending_waits(void *arg) {
@@ -257,24 +255,24 @@ static int main_pending_waits(void *arg) {
   counter c = {0};
   tsk_group_t *g;
   tsk_group_opts_t o = {.max_concurrency = 2, .max_pending = 3, .spawn_waits = 1};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), &o, &g), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), &o, &g))) return TSK_EFAILED;
   for (int i = 0; i < 20; i++) {
-    assert_int_equal(tsk_group_spawn(g, "w", count_task, &c), 0);
+    TT_RC(0, tsk_group_spawn(g, "w", count_task, &c));
     size_t running, pending;
     tsk_group_counts(g, &running, &pending, NULL);
-    assert_true(running <= 2);
-    assert_true(pending <= 3);
+    TT_CHECK(running <= 2);
+    TT_CHECK(pending <= 3);
   }
-  assert_true(c.started >= 15); /* the spawner had to wait for at least 15 to start */
-  assert_int_equal(tsk_group_close(g, TSK_FOREVER), 0);
-  assert_int_equal(c.done, 20);
-  assert_int_equal(c.max, 2);
+  TT_CHECK(c.started >= 15); /* the spawner had to wait for at least 15 to start */
+  TT_RC(0, tsk_group_close(g, TSK_FOREVER));
+  TT_RC(20, c.done);
+  TT_RC(2, c.max);
   return 0;
 }
 
 static void test_pending_full_waits(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_pending_waits, NULL), 0);
+  TT_RUN_OK(main_pending_waits, NULL);
 }
 
 /* Outside a task a spawn cannot wait: TSK_EFULL even with spawn_waits. */
@@ -285,7 +283,7 @@ typedef struct outside_ctx {
 
 static int main_outside(void *arg) {
   outside_ctx *o = arg;
-  assert_int_equal(tsk_group_close(o->g, TSK_FOREVER), 0);
+  TT_RC(0, tsk_group_close(o->g, TSK_FOREVER));
   return 0;
 }
 
@@ -336,19 +334,19 @@ static int main_bomb(void *arg) {
   bomb *b = arg;
   b->rt = tsk_runtime_current();
   tsk_group_opts_t o = {.name = "bomb", .max_concurrency = 8, .max_pending = 64, .spawn_waits = 1};
-  assert_int_equal(tsk_group_new(b->rt, &o, &b->g), 0);
+  if (!TT_RC(0, tsk_group_new(b->rt, &o, &b->g))) return TSK_EFAILED;
   for (int i = 0; i < 10000; i++) {
-    assert_int_equal(tsk_group_spawn(b->g, "doc", bomb_task, b), 0);
+    TT_RC(0, tsk_group_spawn(b->g, "doc", bomb_task, b));
     bomb_sample(b);
   }
-  assert_int_equal(tsk_group_close(b->g, TSK_FOREVER), 0);
+  TT_RC(0, tsk_group_close(b->g, TSK_FOREVER));
   return 0;
 }
 
 static void test_async_bomb_bounded(void **state) {
   (void)state;
   bomb b = {0};
-  assert_int_equal(run_main(main_bomb, &b), 0);
+  TT_RUN_OK(main_bomb, &b);
   assert_int_equal(b.ran, 10000);
   assert_int_equal(b.max_running, 8);
   assert_int_equal(b.max_pending, 64);
@@ -363,31 +361,31 @@ static int main_group_cancel(void *arg) {
   fail_ctx f = {0};
   tsk_group_t *g;
   tsk_group_opts_t o = {.max_concurrency = 2};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), &o, &g), 0);
-  for (int i = 0; i < 2; i++) assert_int_equal(tsk_group_spawn(g, "s", long_sleeper, &f), 0);
-  for (int i = 0; i < 8; i++) assert_int_equal(tsk_group_spawn(g, "w", count_task, &c), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), &o, &g))) return TSK_EFAILED;
+  for (int i = 0; i < 2; i++) TT_RC(0, tsk_group_spawn(g, "s", long_sleeper, &f));
+  for (int i = 0; i < 8; i++) TT_RC(0, tsk_group_spawn(g, "w", count_task, &c));
   yield_n(3);
   size_t running, pending, finished;
   tsk_group_counts(g, &running, &pending, &finished);
-  assert_int_equal(running, 2);
-  assert_int_equal(pending, 8);
-  assert_int_equal(tsk_group_cancel(g), 0);
+  TT_RC(2, running);
+  TT_RC(8, pending);
+  if (!TT_RC(0, tsk_group_cancel(g))) return TSK_EFAILED;
   tsk_group_counts(g, &running, &pending, NULL);
-  assert_int_equal(pending, 0);
-  assert_int_equal(tsk_group_wait(g, TSK_FOREVER, NULL), 0);
-  assert_int_equal(f.sleepers_cancelled, 2);
-  assert_int_equal(c.started, 0); /* pending spawns never start */
+  TT_RC(0, pending);
+  TT_RC(0, tsk_group_wait(g, TSK_FOREVER, NULL));
+  TT_RC(2, f.sleepers_cancelled);
+  TT_RC(0, c.started); /* pending spawns never start */
   tsk_group_counts(g, &running, &pending, &finished);
-  assert_int_equal(running, 0);
-  assert_int_equal(finished, 2);
-  assert_int_equal(tsk_group_spawn(g, "w", count_task, &c), TSK_ECANCELED);
-  assert_int_equal(tsk_group_close(g, TSK_FOREVER), 0);
+  TT_RC(0, running);
+  TT_RC(2, finished);
+  TT_RC(TSK_ECANCELED, tsk_group_spawn(g, "w", count_task, &c));
+  TT_RC(0, tsk_group_close(g, TSK_FOREVER));
   return 0;
 }
 
 static void test_group_cancel(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_group_cancel, NULL), 0);
+  TT_RUN_OK(main_group_cancel, NULL);
 }
 
 /* A spawner waiting for room is woken with TSK_ECANCELED when the group is cancelled. */
@@ -409,24 +407,25 @@ static int main_cancel_wakes_spawner(void *arg) {
   (void)arg;
   spawner_ctx s = {0};
   tsk_group_opts_t o = {.max_concurrency = 1, .max_pending = 1, .spawn_waits = 1};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), &o, &s.g), 0);
-  assert_int_equal(tsk_group_spawn(s.g, "s", long_sleeper, &s.f), 0);
-  assert_int_equal(tsk_group_spawn(s.g, "s", long_sleeper, &s.f), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), &o, &s.g))) return TSK_EFAILED;
+  TT_RC(0, tsk_group_spawn(s.g, "s", long_sleeper, &s.f));
+  TT_RC(0, tsk_group_spawn(s.g, "s", long_sleeper, &s.f));
   tsk_task_t sp;
-  assert_int_equal(tsk_spawn(tsk_runtime_current(), &sp, "spawner", blocked_spawner, &s), 0);
+  if (!TT_RC(0, tsk_spawn(tsk_runtime_current(), &sp, "spawner", blocked_spawner, &s)))
+    return TSK_EFAILED;
   yield_n(3);
-  assert_int_equal(s.returned, 0);
-  assert_int_equal(tsk_group_cancel(s.g), 0);
-  assert_int_equal(tsk_join(sp, TSK_FOREVER, NULL), 0);
-  assert_int_equal(s.rc, TSK_ECANCELED);
-  assert_int_equal(tsk_group_close(s.g, TSK_FOREVER), 0);
-  assert_int_equal(s.f.sleepers_cancelled, 1); /* the pending one never started */
+  TT_RC(0, s.returned);
+  if (!TT_RC(0, tsk_group_cancel(s.g))) return TSK_EFAILED;
+  TT_RC(0, tsk_join(sp, TSK_FOREVER, NULL));
+  TT_RC(TSK_ECANCELED, s.rc);
+  TT_RC(0, tsk_group_close(s.g, TSK_FOREVER));
+  TT_RC(1, s.f.sleepers_cancelled); /* the pending one never started */
   return 0;
 }
 
 static void test_cancel_wakes_waiting_spawner(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_cancel_wakes_spawner, NULL), 0);
+  TT_RUN_OK(main_cancel_wakes_spawner, NULL);
 }
 
 /* ---- close with a timeout ---- */
@@ -458,21 +457,21 @@ static int straggler(void *arg) {
 static int main_close_timeout(void *arg) {
   straggler_ctx *s = arg;
   tsk_group_t *g;
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), NULL, &g), 0);
-  assert_int_equal(tsk_group_spawn(g, "quick", quick, s), 0);
-  assert_int_equal(tsk_group_spawn(g, "quick", quick, s), 0);
-  assert_int_equal(tsk_group_spawn(g, "straggler", straggler, s), 0);
-  assert_int_equal(tsk_group_close(g, 20), TSK_ETIMEDOUT);
-  assert_int_equal(s->quick_done, 2);
-  assert_int_equal(s->straggler_cancelled, 1);
-  assert_int_equal(s->cleanup_done, 1); /* close returned only after the straggler ended */
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), NULL, &g))) return TSK_EFAILED;
+  TT_RC(0, tsk_group_spawn(g, "quick", quick, s));
+  TT_RC(0, tsk_group_spawn(g, "quick", quick, s));
+  TT_RC(0, tsk_group_spawn(g, "straggler", straggler, s));
+  TT_RC(TSK_ETIMEDOUT, tsk_group_close(g, 20));
+  TT_RC(2, s->quick_done);
+  TT_RC(1, s->straggler_cancelled);
+  TT_RC(1, s->cleanup_done); /* close returned only after the straggler ended */
   return 0;
 }
 
 static void test_close_timeout_cancels_stragglers(void **state) {
   (void)state;
   straggler_ctx s = {0};
-  assert_int_equal(run_main(main_close_timeout, &s), 0);
+  TT_RUN_OK(main_close_timeout, &s);
 }
 
 /* Close with a limit and pending spawns: the pending ones run before close returns. */
@@ -481,16 +480,16 @@ static int main_close_runs_pending(void *arg) {
   counter c = {0};
   tsk_group_t *g;
   tsk_group_opts_t o = {.max_concurrency = 3};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), &o, &g), 0);
-  for (int i = 0; i < 30; i++) assert_int_equal(tsk_group_spawn(g, "w", count_task, &c), 0);
-  assert_int_equal(tsk_group_close(g, TSK_FOREVER), 0);
-  assert_int_equal(c.done, 30);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), &o, &g))) return TSK_EFAILED;
+  for (int i = 0; i < 30; i++) TT_RC(0, tsk_group_spawn(g, "w", count_task, &c));
+  TT_RC(0, tsk_group_close(g, TSK_FOREVER));
+  TT_RC(30, c.done);
   return 0;
 }
 
 static void test_close_runs_pending(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_close_runs_pending, NULL), 0);
+  TT_RUN_OK(main_close_runs_pending, NULL);
 }
 
 /* ---- wait with a timeout ---- */
@@ -515,35 +514,35 @@ static int main_wait_timeout(void *arg) {
   (void)arg;
   gate gt = {0};
   tsk_group_t *g;
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), NULL, &g), 0);
-  assert_int_equal(tsk_group_spawn(g, "gated", gated, &gt), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), NULL, &g))) return TSK_EFAILED;
+  TT_RC(0, tsk_group_spawn(g, "gated", gated, &gt));
   tsk_result_t res;
   memset(&res, 0, sizeof res);
   res.error = 12345;
-  assert_int_equal(tsk_group_wait(g, 10, &res), TSK_ETIMEDOUT);
-  assert_int_equal(res.error, 12345); /* not filled on timeout */
-  assert_int_equal(tsk_group_wait(g, 0, NULL), TSK_ETIMEDOUT);
+  TT_RC(TSK_ETIMEDOUT, tsk_group_wait(g, 10, &res));
+  TT_RC(12345, res.error); /* not filled on timeout */
+  TT_RC(TSK_ETIMEDOUT, tsk_group_wait(g, 0, NULL));
   size_t running;
   tsk_group_counts(g, &running, NULL, NULL);
-  assert_int_equal(running, 1); /* the task keeps running */
+  TT_RC(1, running); /* the task keeps running */
   gt.open = 1;
-  assert_int_equal(tsk_group_wait(g, TSK_FOREVER, &res), 0);
-  assert_int_equal(gt.passed, 1);
+  TT_RC(0, tsk_group_wait(g, TSK_FOREVER, &res));
+  TT_RC(1, gt.passed);
   /* A deadline scope bounds the wait too. */
   gt.open = 0;
-  assert_int_equal(tsk_group_spawn(g, "gated", gated, &gt), 0);
-  assert_int_equal(tsk_timeout_push(5), 0);
-  assert_int_equal(tsk_group_wait(g, TSK_FOREVER, NULL), TSK_ETIMEDOUT);
-  assert_int_equal(tsk_timeout_pop(), 0);
+  TT_RC(0, tsk_group_spawn(g, "gated", gated, &gt));
+  if (!TT_RC(0, tsk_timeout_push(5))) return TSK_EFAILED;
+  TT_RC(TSK_ETIMEDOUT, tsk_group_wait(g, TSK_FOREVER, NULL));
+  TT_RC(0, tsk_timeout_pop());
   gt.open = 1;
-  assert_int_equal(tsk_group_close(g, TSK_FOREVER), 0);
-  assert_int_equal(gt.passed, 2);
+  TT_RC(0, tsk_group_close(g, TSK_FOREVER));
+  TT_RC(2, gt.passed);
   return 0;
 }
 
 static void test_wait_timeout(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_wait_timeout, NULL), 0);
+  TT_RUN_OK(main_wait_timeout, NULL);
 }
 
 /* ---- cancelling a task that waits in tsk_group_wait ---- */
@@ -563,28 +562,29 @@ static int main_cancel_waiter(void *arg) {
   (void)arg;
   fail_ctx f = {0};
   waiter_ctx w = {0};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), NULL, &w.g), 0);
-  assert_int_equal(tsk_group_spawn(w.g, "s", long_sleeper, &f), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), NULL, &w.g))) return TSK_EFAILED;
+  TT_RC(0, tsk_group_spawn(w.g, "s", long_sleeper, &f));
   tsk_task_t wt;
-  assert_int_equal(tsk_spawn(tsk_runtime_current(), &wt, "waiter", group_waiter_task, &w), 0);
+  if (!TT_RC(0, tsk_spawn(tsk_runtime_current(), &wt, "waiter", group_waiter_task, &w)))
+    return TSK_EFAILED;
   yield_n(3);
-  assert_int_equal(tsk_cancel(wt), 0);
+  if (!TT_RC(0, tsk_cancel(wt))) return TSK_EFAILED;
   tsk_result_t res;
-  assert_int_equal(tsk_join(wt, TSK_FOREVER, &res), TSK_ECANCELED);
-  assert_int_equal(res.state, TSK_TASK_CANCELLED);
-  assert_int_equal(w.rc, TSK_ECANCELED);
+  TT_RC(TSK_ECANCELED, tsk_join(wt, TSK_FOREVER, &res));
+  TT_RC(TSK_TASK_CANCELLED, res.state);
+  TT_RC(TSK_ECANCELED, w.rc);
   size_t running;
   tsk_group_counts(w.g, &running, NULL, NULL);
-  assert_int_equal(running, 1); /* the group's task is untouched */
-  assert_int_equal(f.sleepers_cancelled, 0);
-  assert_int_equal(tsk_group_close(w.g, 0), TSK_ETIMEDOUT);
-  assert_int_equal(f.sleepers_cancelled, 1);
+  TT_RC(1, running); /* the group's task is untouched */
+  TT_RC(0, f.sleepers_cancelled);
+  TT_RC(TSK_ETIMEDOUT, tsk_group_close(w.g, 0));
+  TT_RC(1, f.sleepers_cancelled);
   return 0;
 }
 
 static void test_cancel_group_waiter(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_cancel_waiter, NULL), 0);
+  TT_RUN_OK(main_cancel_waiter, NULL);
 }
 
 /* Several tasks wait on one group while another closes it: each gets the outcome, even though
@@ -607,23 +607,24 @@ static int main_multi_waiters(void *arg) {
   (void)arg;
   multi_ctx m = {0};
   tsk_runtime_t *rt = tsk_runtime_current();
-  assert_int_equal(tsk_group_new(rt, NULL, &m.g), 0);
-  assert_int_equal(tsk_group_spawn(m.g, "failer", failer, NULL), 0);
+  if (!TT_RC(0, tsk_group_new(rt, NULL, &m.g))) return TSK_EFAILED;
+  TT_RC(0, tsk_group_spawn(m.g, "failer", failer, NULL));
   tsk_task_t w[3];
-  for (int i = 0; i < 3; i++) assert_int_equal(tsk_spawn(rt, &w[i], "w", multi_waiter, &m), 0);
+  for (int i = 0; i < 3; i++)
+    if (!TT_RC(0, tsk_spawn(rt, &w[i], "w", multi_waiter, &m))) return TSK_EFAILED;
   yield_n(1); /* the waiters start waiting; the failer yields once */
-  assert_int_equal(tsk_group_close(m.g, TSK_FOREVER), TSK_EFAILED);
+  TT_RC(TSK_EFAILED, tsk_group_close(m.g, TSK_FOREVER));
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(tsk_join(w[i], TSK_FOREVER, NULL), 0);
-    assert_int_equal(m.rcs[i], TSK_EFAILED);
-    assert_string_equal(m.res[i].message, "bad header 7");
+    TT_RC(0, tsk_join(w[i], TSK_FOREVER, NULL));
+    TT_RC(TSK_EFAILED, m.rcs[i]);
+    TT_CHECK(strcmp(m.res[i].message, "bad header 7") == 0);
   }
   return 0;
 }
 
 static void test_waiters_survive_close(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_multi_waiters, NULL), 0);
+  TT_RUN_OK(main_multi_waiters, NULL);
 }
 
 /* ---- misuse ---- */
@@ -636,19 +637,19 @@ static int self_waiter(void *arg) {
 static int main_deadlock(void *arg) {
   (void)arg;
   tsk_group_t *g;
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), NULL, &g), 0);
-  assert_int_equal(tsk_group_spawn(g, "self", self_waiter, &g), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), NULL, &g))) return TSK_EFAILED;
+  TT_RC(0, tsk_group_spawn(g, "self", self_waiter, &g));
   tsk_result_t res;
-  assert_int_equal(tsk_group_wait(g, TSK_FOREVER, &res), TSK_EDEADLK);
-  assert_int_equal(res.state, TSK_TASK_FAILED);
-  assert_int_equal(tsk_group_close(g, 0), TSK_EDEADLK);
-  assert_int_equal(tsk_group_spawn(NULL, "x", quick, NULL), TSK_EINVAL);
+  TT_RC(TSK_EDEADLK, tsk_group_wait(g, TSK_FOREVER, &res));
+  TT_RC(TSK_TASK_FAILED, res.state);
+  TT_RC(TSK_EDEADLK, tsk_group_close(g, 0));
+  TT_RC(TSK_EINVAL, tsk_group_spawn(NULL, "x", quick, NULL));
   return 0;
 }
 
 static void test_wait_on_own_group(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_deadlock, NULL), 0);
+  TT_RUN_OK(main_deadlock, NULL);
 }
 
 /* ---- spawn after close began ---- */
@@ -680,25 +681,26 @@ static int main_spawn_after_close(void *arg) {
   (void)arg;
   close_ctx cc = {0};
   tsk_group_opts_t o = {.max_concurrency = 1, .max_pending = 1, .spawn_waits = 1};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), &o, &cc.g), 0);
-  assert_int_equal(tsk_group_spawn(cc.g, "member", member_spawns_late, &cc), 0);
-  assert_int_equal(tsk_group_spawn(cc.g, "w", count_task, &cc.c), 0); /* pending */
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), &o, &cc.g))) return TSK_EFAILED;
+  TT_RC(0, tsk_group_spawn(cc.g, "member", member_spawns_late, &cc));
+  TT_RC(0, tsk_group_spawn(cc.g, "w", count_task, &cc.c)); /* pending */
   tsk_task_t sp;
-  assert_int_equal(tsk_spawn(tsk_runtime_current(), &sp, "spawner", waiting_spawner, &cc), 0);
+  if (!TT_RC(0, tsk_spawn(tsk_runtime_current(), &sp, "spawner", waiting_spawner, &cc)))
+    return TSK_EFAILED;
   yield_n(3);
-  assert_int_equal(cc.spawner_returned, 0); /* waiting for room */
+  TT_RC(0, cc.spawner_returned); /* waiting for room */
   cc.closing = 1;
-  assert_int_equal(tsk_group_close(cc.g, TSK_FOREVER), 0);
-  assert_int_equal(cc.member_rc, TSK_ECLOSED);
-  assert_int_equal(tsk_join(sp, TSK_FOREVER, NULL), 0);
-  assert_int_equal(cc.spawner_rc, TSK_ECLOSED);
-  assert_int_equal(cc.c.done, 1); /* the pending spawn queued before close still ran */
+  TT_RC(0, tsk_group_close(cc.g, TSK_FOREVER));
+  TT_RC(TSK_ECLOSED, cc.member_rc);
+  TT_RC(0, tsk_join(sp, TSK_FOREVER, NULL));
+  TT_RC(TSK_ECLOSED, cc.spawner_rc);
+  TT_RC(1, cc.c.done); /* the pending spawn queued before close still ran */
   return 0;
 }
 
 static void test_spawn_after_close(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_spawn_after_close, NULL), 0);
+  TT_RUN_OK(main_spawn_after_close, NULL);
 }
 
 /* Closing a group twice concurrently: the second closer gets TSK_ECLOSED. */
@@ -717,21 +719,22 @@ static int main_double_close(void *arg) {
   (void)arg;
   gate gt = {0};
   double_close d = {0};
-  assert_int_equal(tsk_group_new(tsk_runtime_current(), NULL, &d.g), 0);
-  assert_int_equal(tsk_group_spawn(d.g, "gated", gated, &gt), 0);
+  if (!TT_RC(0, tsk_group_new(tsk_runtime_current(), NULL, &d.g))) return TSK_EFAILED;
+  TT_RC(0, tsk_group_spawn(d.g, "gated", gated, &gt));
   tsk_task_t t;
-  assert_int_equal(tsk_spawn(tsk_runtime_current(), &t, "closer", second_closer, &d), 0);
+  if (!TT_RC(0, tsk_spawn(tsk_runtime_current(), &t, "closer", second_closer, &d)))
+    return TSK_EFAILED;
   yield_n(2);
-  assert_int_equal(tsk_group_close(d.g, 0), TSK_ECLOSED);
+  TT_RC(TSK_ECLOSED, tsk_group_close(d.g, 0));
   gt.open = 1;
-  assert_int_equal(tsk_join(t, TSK_FOREVER, NULL), 0);
-  assert_int_equal(d.rc, 0);
+  TT_RC(0, tsk_join(t, TSK_FOREVER, NULL));
+  TT_RC(0, d.rc);
   return 0;
 }
 
 static void test_double_close(void **state) {
   (void)state;
-  assert_int_equal(run_main(main_double_close, NULL), 0);
+  TT_RUN_OK(main_double_close, NULL);
 }
 
 /* ---- runtime close with an unclosed group ---- */
@@ -762,25 +765,25 @@ static int main_abandon(void *arg) {
   tsk_runtime_t *rt = tsk_runtime_current();
   tsk_group_opts_t o = {.name = "abandoned", .max_concurrency = 2, .max_pending = 2,
                         .spawn_waits = 1};
-  assert_int_equal(tsk_group_new(rt, &o, &a->g), 0);
-  for (int i = 0; i < 4; i++) assert_int_equal(tsk_group_spawn(a->g, "s", long_sleeper, &a->f), 0);
+  if (!TT_RC(0, tsk_group_new(rt, &o, &a->g))) return TSK_EFAILED;
+  for (int i = 0; i < 4; i++) TT_RC(0, tsk_group_spawn(a->g, "s", long_sleeper, &a->f));
   tsk_task_t t;
-  assert_int_equal(tsk_spawn(rt, &t, "spawner", abandoned_spawner, a), 0);
-  assert_int_equal(tsk_detach(t), 0);
-  assert_int_equal(tsk_spawn(rt, &t, "waiter", abandoned_waiter, a), 0);
-  assert_int_equal(tsk_detach(t), 0);
+  if (!TT_RC(0, tsk_spawn(rt, &t, "spawner", abandoned_spawner, a))) return TSK_EFAILED;
+  TT_RC(0, tsk_detach(t));
+  if (!TT_RC(0, tsk_spawn(rt, &t, "waiter", abandoned_waiter, a))) return TSK_EFAILED;
+  TT_RC(0, tsk_detach(t));
   yield_n(3);
   size_t running, pending;
   tsk_group_counts(a->g, &running, &pending, NULL);
-  assert_int_equal(running, 2);
-  assert_int_equal(pending, 2);
+  TT_RC(2, running);
+  TT_RC(2, pending);
   return 0; /* the group, its tasks, its pending spawns and the blocked spawner are left */
 }
 
 static void test_runtime_close_with_open_group(void **state) {
   (void)state;
   abandon_ctx a = {0};
-  assert_int_equal(run_main(main_abandon, &a), 0);
+  TT_RUN_OK(main_abandon, &a);
   assert_int_equal(a.spawner_returned, 0);
   assert_int_equal(a.waiter_returned, 0);
   assert_int_equal(a.f.sleepers_cancelled, 0); /* destroyed, not cancelled: they never resumed */
@@ -847,28 +850,28 @@ static void test_wrong_thread(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_all_succeed),
-      cmocka_unit_test(test_first_failure_cancels_others),
-      cmocka_unit_test(test_cancelled_is_not_failure),
-      cmocka_unit_test(test_failure_during_close),
-      cmocka_unit_test(test_concurrency_limit),
-      cmocka_unit_test(test_pending_full_fails),
-      cmocka_unit_test(test_pending_full_waits),
-      cmocka_unit_test(test_spawn_outside_task),
-      cmocka_unit_test(test_async_bomb_bounded),
-      cmocka_unit_test(test_group_cancel),
-      cmocka_unit_test(test_cancel_wakes_waiting_spawner),
-      cmocka_unit_test(test_close_timeout_cancels_stragglers),
-      cmocka_unit_test(test_close_runs_pending),
-      cmocka_unit_test(test_wait_timeout),
-      cmocka_unit_test(test_cancel_group_waiter),
-      cmocka_unit_test(test_waiters_survive_close),
-      cmocka_unit_test(test_wait_on_own_group),
-      cmocka_unit_test(test_spawn_after_close),
-      cmocka_unit_test(test_double_close),
-      cmocka_unit_test(test_runtime_close_with_open_group),
-      cmocka_unit_test(test_runtime_close_with_idle_group),
-      cmocka_unit_test(test_wrong_thread),
+      TT_TEST(test_all_succeed),
+      TT_TEST(test_first_failure_cancels_others),
+      TT_TEST(test_cancelled_is_not_failure),
+      TT_TEST(test_failure_during_close),
+      TT_TEST(test_concurrency_limit),
+      TT_TEST(test_pending_full_fails),
+      TT_TEST(test_pending_full_waits),
+      TT_TEST(test_spawn_outside_task),
+      TT_TEST(test_async_bomb_bounded),
+      TT_TEST(test_group_cancel),
+      TT_TEST(test_cancel_wakes_waiting_spawner),
+      TT_TEST(test_close_timeout_cancels_stragglers),
+      TT_TEST(test_close_runs_pending),
+      TT_TEST(test_wait_timeout),
+      TT_TEST(test_cancel_group_waiter),
+      TT_TEST(test_waiters_survive_close),
+      TT_TEST(test_wait_on_own_group),
+      TT_TEST(test_spawn_after_close),
+      TT_TEST(test_double_close),
+      TT_TEST(test_runtime_close_with_open_group),
+      TT_TEST(test_runtime_close_with_idle_group),
+      TT_TEST(test_wrong_thread),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return TT_RUN_GROUP(tests);
 }
