@@ -1,7 +1,10 @@
 /*
- * attach.c — the processes in the socket directories, PID -> socket path.
+ * attach.c — the processes in the socket directories, PID -> socket path: "<pid>.sock" in the
+ * socket directories of the caller and of the process's owner (root attaching to another user),
+ * else the socket the process listens on that answers with a taskscope hello (socket=PATH).
  */
 #include "attach.h"
+#include "hello.h"
 #include "pid_arg.h"
 
 #include <dirent.h>
@@ -58,8 +61,8 @@ int ta_resolve(const char *target, char *path, size_t pathlen, int *pid, char *e
              "'%s' is neither a process id nor a socket path (a path contains '/')", target);
     return TA_NOT_TARGET;
   }
-  char dirs[TSC_MAX_SOCKET_DIRS][TSC_DIR_MAX];
-  size_t nd = tsc_socket_dirs((unsigned)getuid(), dirs, TSC_MAX_SOCKET_DIRS);
+  char dirs[2 * TSC_MAX_SOCKET_DIRS][TSC_DIR_MAX];
+  size_t nd = tsc_pid_socket_dirs(*pid, dirs, 2 * TSC_MAX_SOCKET_DIRS);
   int denied = 0;
   for (size_t i = 0; i < nd; i++) {
     char p[300];
@@ -81,6 +84,15 @@ int ta_resolve(const char *target, char *path, size_t pathlen, int *pid, char *e
   if (!tsc_process_exists(*pid)) {
     snprintf(err, errlen, "no such process: %d", *pid);
     return TA_CANNOT_ATTACH;
+  }
+  /* A socket elsewhere (TASKSCOPE_OPTIONS=socket=PATH): the one it listens on that answers
+   * with a taskscope hello. */
+  char socks[16][TSC_SOCK_PATH_MAX];
+  size_t ns = tsc_listening_sockets(*pid, socks, 16);
+  for (size_t i = 0; i < ns; i++) {
+    if (strlen(socks[i]) >= pathlen || !tsc_probe_hello(socks[i], 500)) continue;
+    snprintf(path, pathlen, "%s", socks[i]);
+    return 0;
   }
   char comm[64];
   tsc_process_name(*pid, comm, sizeof comm);

@@ -26,9 +26,10 @@ size_t ta_scan(ta_proc *out, size_t max);
 enum { TA_NOT_TARGET = -2, TA_CANNOT_ATTACH = -1 };
 
 /* Turns a command-line target into a socket path: a path (contains '/') is taken as is; a PID
- * is looked up in the socket directories. Returns 0, or TA_NOT_TARGET (neither a PID nor a path:
- * a usage error) or TA_CANNOT_ATTACH (no such process; not instrumented; permission denied;
- * not a socket), with a full sentence in err. */
+ * is looked up in the socket directories (the caller's and the process owner's), then among
+ * the sockets the process listens on (socket=PATH). Returns 0, or TA_NOT_TARGET (neither a
+ * PID nor a path: a usage error) or TA_CANNOT_ATTACH (no such process; not instrumented;
+ * permission denied; not a socket), with a full sentence in err. */
 int ta_resolve(const char *target, char *path, size_t pathlen, int *pid, char *err, size_t errlen);
 
 #endif

@@ -17,66 +17,6 @@
 #define MAX_PROBES 16
 
 /* ------------------------------------------------------------------------------------------ */
-/* sockets the process listens on (/proc/PID/fd and /proc/net/unix)                           */
-/* ------------------------------------------------------------------------------------------ */
-
-static int cmp_ul(const void *a, const void *b) {
-  unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Collects the paths of the Unix stream sockets process pid listens on, for a process that uses
- * TASKSCOPE_OPTIONS=socket=PATH. Only works for processes whose /proc/PID/fd we may read. */
-static size_t listening_paths(int pid, char paths[][128], size_t max) {
-  char dir[64];
-  snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
-  DIR *d = opendir(dir);
-  if (!d) return 0;
-  unsigned long *inodes = NULL;
-  size_t ni = 0, cap = 0;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    char link[PATH_MAX], target[64];
-    snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
-    ssize_t n = readlink(link, target, sizeof target - 1);
-    if (n <= 0) continue;
-    target[n] = '\0';
-    unsigned long ino;
-    if (sscanf(target, "socket:[%lu]", &ino) != 1) continue;
-    if (ni == cap) {
-      cap = cap ? cap * 2 : 32;
-      inodes = ts_xrealloc(inodes, cap * sizeof *inodes);
-    }
-    inodes[ni++] = ino;
-  }
-  closedir(d);
-  size_t np = 0;
-  if (ni == 0) return 0;
-  qsort(inodes, ni, sizeof *inodes, cmp_ul);
-  FILE *f = fopen("/proc/net/unix", "r");
-  if (!f) {
-    free(inodes);
-    return 0;
-  }
-  char line[4096 + 128];
-  while (np < max && fgets(line, sizeof line, f)) {
-    /* Num RefCount Protocol Flags Type St Inode Path */
-    unsigned long flags, type, ino;
-    char path[4096];
-    path[0] = '\0';
-    if (sscanf(line, "%*s %*x %*x %lx %lx %*x %lu %4095s", &flags, &type, &ino, path) < 3)
-      continue;
-    if (!(flags & 0x10000) || type != 1 || path[0] != '/') continue; /* listening, stream */
-    if (!bsearch(&ino, inodes, ni, sizeof *inodes, cmp_ul)) continue;
-    if (strlen(path) >= 128) continue;
-    snprintf(paths[np++], 128, "%s", path);
-  }
-  fclose(f);
-  free(inodes);
-  return np;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* attach                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -90,16 +30,8 @@ static int attach_path(const ts_ctx *ctx, const char *path, ts_conn *c) {
 
 static int attach_pid(const ts_ctx *ctx, int pid, ts_conn *c) {
   int alive = tsc_process_exists(pid);
-  struct stat pst;
-  unsigned uid = (unsigned)getuid();
-  char procdir[64];
-  snprintf(procdir, sizeof procdir, "/proc/%d", pid);
-  if (alive && stat(procdir, &pst) == 0) uid = pst.st_uid;
-
   char dirs[2 * TSC_MAX_SOCKET_DIRS][TSC_DIR_MAX];
-  size_t nd = tsc_socket_dirs((unsigned)getuid(), dirs, TSC_MAX_SOCKET_DIRS);
-  if (uid != (unsigned)getuid())
-    nd += tsc_socket_dirs(uid, dirs + nd, TSC_MAX_SOCKET_DIRS);
+  size_t nd = tsc_pid_socket_dirs(pid, dirs, 2 * TSC_MAX_SOCKET_DIRS);
 
   /* The sockets in the usual places. */
   int tried = 0;
@@ -144,8 +76,8 @@ static int attach_pid(const ts_ctx *ctx, int pid, ts_conn *c) {
     return ts_fail(TS_EXIT_ATTACH, "%s", last_err); /* permission, version, timeout, ... */
 
   /* A socket elsewhere (TASKSCOPE_OPTIONS=socket=PATH): among those the process listens on. */
-  char paths[MAX_PROBES][128];
-  size_t np = listening_paths(pid, paths, MAX_PROBES);
+  char paths[MAX_PROBES][TSC_SOCK_PATH_MAX];
+  size_t np = tsc_listening_sockets(pid, paths, MAX_PROBES);
   int timeout = ctx->timeout_ms < PROBE_TIMEOUT_MS ? ctx->timeout_ms : PROBE_TIMEOUT_MS;
   for (size_t i = 0; i < np; i++) {
     ts_conn_status s = ts_conn_open(c, paths[i], timeout);

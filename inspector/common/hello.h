@@ -35,4 +35,9 @@ tsc_hello_status tsc_hello_parse(json_t *m, tsc_hello *h);
 /* The client's hello: {"type":"hello","version":1,"client":CLIENT}; NULL when out of memory. */
 json_t *tsc_hello_reply(const char *client);
 
+/* Whether a taskscope inspector answers at the Unix socket path: connects, reads the server's
+ * first line (at most timeout_ms), and checks it is a hello (any version: a mismatch is for the
+ * real session to report). Closes without answering. 1 yes, 0 no (refused, silent, foreign). */
+int tsc_probe_hello(const char *path, int timeout_ms);
+
 #endif

@@ -5,7 +5,9 @@
 
 #include "pid_arg.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,77 @@ size_t tsc_socket_dirs(unsigned uid, char dirs[][TSC_DIR_MAX], size_t max) {
   if (n < max) snprintf(dirs[n++], TSC_DIR_MAX, "/tmp/taskscope-%u", uid);
   if (!ours && n < max) snprintf(dirs[n++], TSC_DIR_MAX, "/run/user/%u/taskscope", uid);
   return n;
+}
+
+size_t tsc_pid_socket_dirs(int pid, char dirs[][TSC_DIR_MAX], size_t max) {
+  unsigned me = (unsigned)getuid(), owner = me;
+  char procdir[64];
+  struct stat st;
+  snprintf(procdir, sizeof procdir, "/proc/%d", pid);
+  if (stat(procdir, &st) == 0) owner = (unsigned)st.st_uid;
+  size_t n = tsc_socket_dirs(me, dirs, max);
+  if (owner != me && n < max) n += tsc_socket_dirs(owner, dirs + n, max - n);
+  return n;
+}
+
+static int cmp_ul(const void *a, const void *b) {
+  unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+  return x < y ? -1 : x > y;
+}
+
+size_t tsc_listening_sockets(int pid, char paths[][TSC_SOCK_PATH_MAX], size_t max) {
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  unsigned long *inodes = NULL;
+  size_t ni = 0, cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char link[PATH_MAX], target[64];
+    snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    unsigned long ino;
+    if (sscanf(target, "socket:[%lu]", &ino) != 1) continue;
+    if (ni == cap) {
+      size_t ncap = cap ? cap * 2 : 32;
+      unsigned long *grown = realloc(inodes, ncap * sizeof *inodes);
+      if (!grown) break;
+      inodes = grown;
+      cap = ncap;
+    }
+    inodes[ni++] = ino;
+  }
+  closedir(d);
+  size_t np = 0;
+  if (ni == 0) {
+    free(inodes);
+    return 0;
+  }
+  qsort(inodes, ni, sizeof *inodes, cmp_ul);
+  FILE *f = fopen("/proc/net/unix", "r");
+  if (!f) {
+    free(inodes);
+    return 0;
+  }
+  char line[4096 + 128];
+  while (np < max && fgets(line, sizeof line, f)) {
+    /* Num RefCount Protocol Flags Type St Inode Path */
+    unsigned long flags, type, ino;
+    char path[4096];
+    path[0] = '\0';
+    if (sscanf(line, "%*s %*x %*x %lx %lx %*x %lu %4095s", &flags, &type, &ino, path) < 3)
+      continue;
+    if (!(flags & 0x10000) || type != 1 || path[0] != '/') continue; /* listening, stream */
+    if (!bsearch(&ino, inodes, ni, sizeof *inodes, cmp_ul)) continue;
+    if (strlen(path) >= TSC_SOCK_PATH_MAX) continue;
+    snprintf(paths[np++], TSC_SOCK_PATH_MAX, "%s", path);
+  }
+  fclose(f);
+  free(inodes);
+  return np;
 }
 
 void tsc_dirs_text(char dirs[][TSC_DIR_MAX], size_t nd, char *out, size_t n) {

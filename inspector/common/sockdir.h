@@ -15,6 +15,17 @@
  * user (root attaching to it) /run/user/<uid>/taskscope. Returns how many were written. */
 size_t tsc_socket_dirs(unsigned uid, char dirs[][TSC_DIR_MAX], size_t max);
 
+/* The directories where process pid's socket may be, in search order: the caller's user's,
+ * then (root looking at another user's process) its owner's. Returns how many were written;
+ * max should allow 2 * TSC_MAX_SOCKET_DIRS. */
+size_t tsc_pid_socket_dirs(int pid, char dirs[][TSC_DIR_MAX], size_t max);
+
+/* The paths of the Unix stream sockets process pid listens on (/proc/PID/fd and /proc/net/unix),
+ * for a process whose socket is elsewhere (TASKSCOPE_OPTIONS=socket=PATH). Only for processes
+ * whose /proc/PID/fd the caller may read (its own, or any as root). Returns how many. */
+#define TSC_SOCK_PATH_MAX 128
+size_t tsc_listening_sockets(int pid, char paths[][TSC_SOCK_PATH_MAX], size_t max);
+
 /* "DIR/, DIR/" (for messages) into out. */
 void tsc_dirs_text(char dirs[][TSC_DIR_MAX], size_t nd, char *out, size_t n);
 

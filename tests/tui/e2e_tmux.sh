@@ -8,7 +8,8 @@
 # demo's task names, a task's detail with its stack, a filter narrowing the rows, the help screen,
 # the events, and a clean exit (the shell prompt back, the terminal in its normal modes). Then
 # records the demo with `taskscope record` and replays it, and checks that a recording of
-# another version is refused with a message naming both versions.
+# another version is refused with a message naming both versions. Last, attaches by PID to a
+# demo whose socket is elsewhere (socket=PATH) and, as root, to another user's demo.
 #
 # Exit 77 (skipped) when tmux is missing (a failure when CI is set: CI has tmux). A demo that
 # exposes no inspector socket is a failure. TUI_E2E_SERVER=fake runs against
@@ -230,6 +231,63 @@ if [ $rc -eq 3 ] && grep -q 'version 99' <<<"$out" && grep -q 'version 1' <<<"$o
   pass "wrong version refused: $out"
 else
   fail "wrong version: exit $rc: $out"
+fi
+
+# 9. attaching by PID to a process whose socket is not in the caller's socket directory: one
+# started with TASKSCOPE_OPTIONS=socket=PATH (found among the sockets it listens on), and, as
+# root, one run by another user (found in that user's socket directory).
+# attach_by_pid WHAT PID: taskscope-top PID shows the demo's tree, then quits.
+attach_by_pid() {
+  local what=$1 pid=$2
+  keys clear Enter
+  keys "$TOP $pid" Enter
+  if wait_for 'supervisor' 10 && screen | grep -q "pid $pid"; then
+    pass "attach by pid: $what"
+  else
+    fail "attach by pid: $what (pid $pid)"
+  fi
+  keys q
+  wait_for 'E2E-PROMPT\$ *$' 5 || fail "attach by pid ($what): q did not quit"
+}
+# wait_socket PATH: until PATH is a socket (5 s at most).
+wait_socket() {
+  local i
+  for ((i = 0; i < 50; i++)); do [ -S "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+if [ "${TUI_E2E_SERVER:-demo}" != fake ]; then
+  TASKSCOPE_OPTIONS=socket=$WORK/elsewhere.sock "$BIN/demo" --duration 30 --quiet \
+    >"$WORK/elsewhere.out" 2>&1 &
+  ELSEWHERE_PID=$!
+  if wait_socket "$WORK/elsewhere.sock"; then
+    sleep 0.5
+    attach_by_pid "socket=PATH" "$ELSEWHERE_PID"
+  else
+    fail "socket=PATH: the demo made no socket at $WORK/elsewhere.sock"
+  fi
+  kill "$ELSEWHERE_PID" 2>/dev/null
+  wait "$ELSEWHERE_PID" 2>/dev/null
+  if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+    chmod 0755 "$WORK" # the other user runs the demo from here
+    env -u XDG_RUNTIME_DIR setpriv --reuid=65534 --regid=65534 --clear-groups \
+      "$BIN/demo" --duration 30 --quiet >"$WORK/nobody.out" 2>&1 &
+    NOBODY_PID=$!
+    if wait_socket "/tmp/taskscope-65534/$NOBODY_PID.sock"; then
+      sleep 0.5
+      attach_by_pid "root attaching to another user's process" "$NOBODY_PID"
+      if "$BIN/taskscope" ps "$NOBODY_PID" 2>&1 | grep -q supervisor; then
+        pass "taskscope ps: root attaching to another user's process"
+      else
+        fail "taskscope ps $NOBODY_PID (another user's process) as root"
+      fi
+    else
+      fail "another user's demo made no socket in /tmp/taskscope-65534/: $(cat "$WORK/nobody.out")"
+    fi
+    kill "$NOBODY_PID" 2>/dev/null
+    wait "$NOBODY_PID" 2>/dev/null
+  else
+    echo "note: not root (or no setpriv): attaching to another user's process not checked"
+  fi
 fi
 
 if [ -n "${TUI_E2E_KEEP:-}" ]; then
