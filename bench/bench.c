@@ -10,6 +10,8 @@
  *   timer_churn_ns  a wait with a 1 s timeout that is satisfied first, ns per cycle
  *   inspector_ps_ms, inspector_max_lag_ms, inspector_subscribed_overhead
  *                   what an attached inspector costs the application (inspector_bench.c)
+ *   io_overhead_pct what instrumentation costs an I/O-bound program: TCP echo on loopback,
+ *                   instrumented against backtrace=off:socket=off (io_bench.c)
  * then runs the peers found in the bench-peers directory (python asyncio, asyncio in debug mode,
  * Node, Go), parses their `NAME: VALUE UNIT` lines and prints peer / taskscope ratios.
  *
@@ -21,6 +23,7 @@
 #define _GNU_SOURCE
 #include "taskscope.h"
 #include "inspector_bench.h"
+#include "io_bench.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +50,7 @@ extern char **environ;
 typedef struct options {
   int quick;
   int no_peers;
+  int io_child;          /* --io-child: only io_bench_child (io_overhead_pct runs it) */
   const char *only;      /* NULL: every figure */
   const char *peers_dir; /* NULL: <dir of the executable>/../bench-peers */
   size_t pending;        /* tasks in the pending_bytes figure */
@@ -68,7 +72,8 @@ static const char *const figure_names[] = {"spawn_join_ns",
                                            "timer_churn_ns",
                                            "inspector_ps_ms",
                                            "inspector_max_lag_ms",
-                                           "inspector_subscribed_overhead"};
+                                           "inspector_subscribed_overhead",
+                                           "io_overhead_pct"};
 #define N_FIGURES (sizeof figure_names / sizeof figure_names[0])
 /* The figures the peers also measure, in the order of the ratio table. */
 static const char *const peer_figures[] = {"spawn_join_ns", "switch_ns", "pending_bytes"};
@@ -788,8 +793,8 @@ static void env_free(env_list_t *e) {
 /* Runs argv (argv[0] an absolute path) in cwd with envp, capturing stdout (stderr is inherited),
  * killing its whole process group after timeout_s. Returns 0 when it ran to an exit status (in
  * *status), -1 with why[] otherwise. *out is a malloc'd NUL-terminated string. */
-static int run_capture(char *const argv[], char *const envp[], const char *cwd, int timeout_s,
-                       char **out, int *status, char *why, size_t whylen) {
+int bench_run_capture(char *const argv[], char *const envp[], const char *cwd, int timeout_s,
+                      char **out, int *status, char *why, size_t whylen) {
   int fds[2];
   size_t len = 0, cap = 4096;
   char *buf = malloc(cap);
@@ -924,7 +929,7 @@ static void run_peer(peer_t *p, char *const argv[], char *const envp[], const ch
   printf("# running %s:", p->label);
   for (int i = 0; argv[i] != NULL; i++) printf(" %s", argv[i]);
   printf("\n");
-  if (run_capture(argv, envp, cwd, opts.peer_timeout_s, &out, &st, why, sizeof why) != 0) {
+  if (bench_run_capture(argv, envp, cwd, opts.peer_timeout_s, &out, &st, why, sizeof why) != 0) {
     if (out != NULL) parse_peer_output(p, out);
     snprintf(p->status, sizeof p->status, "failed (%s)", why);
     free(out);
@@ -1000,7 +1005,8 @@ static void run_go_peer(peer_t *p, const char *dir, const char *go, const char *
   int st = 0;
   char why[200];
   printf("# building go peer: %s build -o %s %s\n", go, bin, src);
-  if (run_capture(build_argv, env.v, tmp, opts.peer_timeout_s, &out, &st, why, sizeof why) != 0) {
+  if (bench_run_capture(build_argv, env.v, tmp, opts.peer_timeout_s, &out, &st, why,
+                        sizeof why) != 0) {
     snprintf(p->status, sizeof p->status, "skipped (go build %s)", why);
   } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     describe_status(st, why, sizeof why);
@@ -1168,7 +1174,7 @@ static void usage(FILE *f) {
           "  --only NAME      one figure: spawn_join_ns, instrumentation_ratio, switch_ns,\n"
           "                   pending_bytes, timer_churn_ns, inspector_ps_ms,\n"
           "                   inspector_max_lag_ms (measured together with inspector_ps_ms),\n"
-          "                   inspector_subscribed_overhead\n"
+          "                   inspector_subscribed_overhead, io_overhead_pct\n"
           "  --no-peers       do not run the peers\n"
           "  --peers DIR      the peers' directory (default: <exe dir>/../bench-peers)\n"
           "  --peer-timeout S kill a peer after S seconds (default 120)\n"
@@ -1200,6 +1206,8 @@ static int parse_args(int argc, char **argv) {
       opts.quick = 1;
     } else if (strcmp(a, "--no-peers") == 0) {
       opts.no_peers = 1;
+    } else if (strcmp(a, "--io-child") == 0) {
+      opts.io_child = 1;
     } else if (strcmp(a, "--pending") == 0 && val != NULL) {
       if (parse_size(val, &sz) != 0 || sz == 0) {
         fprintf(stderr, "taskscope-bench: --pending wants a positive count, not '%s'\n", val);
@@ -1248,6 +1256,7 @@ static int parse_args(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   if (parse_args(argc, argv) != 0) return 2;
+  if (opts.io_child) return io_bench_child(opts.quick);
   setvbuf(stdout, NULL, _IOLBF, 0);
   signal(SIGALRM, watchdog_fired);
   signal(SIGPIPE, SIG_IGN);
@@ -1284,6 +1293,10 @@ int main(int argc, char **argv) {
   if (wants("inspector_subscribed_overhead")) {
     watchdog_arm("inspector_subscribed_overhead");
     if (insp_bench_subscribed(&iopts) == INSP_BENCH_FAILED) any_failure = 1;
+  }
+  if (wants("io_overhead_pct")) {
+    watchdog_arm("io_overhead_pct");
+    if (io_bench_overhead(opts.quick) != 0) any_failure = 1;
   }
   watchdog_disarm();
 
