@@ -12,6 +12,8 @@
  *                   what an attached inspector costs the application (inspector_bench.c)
  *   io_overhead_pct what instrumentation costs an I/O-bound program: TCP echo on loopback,
  *                   instrumented against backtrace=off:socket=off (io_bench.c)
+ * and, with spawn_join_ns and switch_ns, the machine's floor for them (floor_bench.c): the bare
+ * context switch, so that the figures can be read as ratios on a VM whose speed varies.
  * then runs the peers found in the bench-peers directory (python asyncio, asyncio in debug mode,
  * Node, Go), parses their `NAME: VALUE UNIT` lines and prints peer / taskscope ratios.
  *
@@ -24,6 +26,7 @@
 #include "taskscope.h"
 #include "inspector_bench.h"
 #include "io_bench.h"
+#include "floor_bench.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +83,16 @@ static const char *const peer_figures[] = {"spawn_join_ns", "switch_ns", "pendin
 #define N_PEER_FIGURES (sizeof peer_figures / sizeof peer_figures[0])
 
 static int wants(const char *name) { return opts.only == NULL || strcmp(opts.only, name) == 0; }
+
+/* The machine's floors measured in this run (floor_bench.c); 0 when not measured. */
+static double floor_sj_ns, floor_sw_ns;
+
+/* " (N.Nx the floor)" for a figure with a measured floor, else "". */
+static const char *vs_floor(double value, double floor, char *buf, size_t len) {
+  if (floor <= 0) return "";
+  snprintf(buf, len, "; %.1fx the floor", value / floor);
+  return buf;
+}
 
 /* taskscope's own results, by figure name, for the ratio table. */
 static double ts_value[N_FIGURES];
@@ -274,9 +287,10 @@ static void bench_spawn_join(void) {
   const char *verdict = c.best_ns <= 60    ? "meets both"
                         : c.best_ns <= 100 ? "meets <= 100 only"
                                            : "meets neither";
+  char fl[48];
   printf("spawn_join_ns: %.1f ns (target <= 60 tracking on, <= 100 with creation backtraces: "
-         "%s; best of %d x %zu)\n",
-         c.best_ns, verdict, c.runs, c.n);
+         "%s; best of %d x %zu%s)\n",
+         c.best_ns, verdict, c.runs, c.n, vs_floor(c.best_ns, floor_sj_ns, fl, sizeof fl));
   fflush(stdout);
   record("spawn_join_ns", c.best_ns);
 }
@@ -394,8 +408,10 @@ static void bench_switch(void) {
       resumptions = c.resumptions;
     }
   }
-  printf("switch_ns: %.1f ns (target <= 20 with tracking on: %s; best of %d x %zu handoffs)\n",
-         best, best <= 20 ? "met" : "not met", runs, 2 * n);
+  char fl[48];
+  printf("switch_ns: %.1f ns (target <= 20 with tracking on: %s; best of %d x %zu handoffs%s)\n",
+         best, best <= 20 ? "met" : "not met", runs, 2 * n,
+         vs_floor(best, floor_sw_ns, fl, sizeof fl));
   printf("# switch_ns: the runtime counted %llu resumptions for %zu handoffs\n",
          (unsigned long long)resumptions, 2 * n);
   fflush(stdout);
@@ -1265,6 +1281,17 @@ int main(int argc, char **argv) {
   printf("# taskscope-bench %s, %ld CPUs online, TASKSCOPE_OPTIONS=%s%s\n", TSK_VERSION_STRING,
          sysconf(_SC_NPROCESSORS_ONLN), topts ? topts : "(unset)", opts.quick ? ", quick" : "");
 
+  if (wants("spawn_join_ns") || wants("switch_ns")) {
+    double sj, sw;
+    if (floor_bench(opts.quick ? 200000 : 1000000, opts.quick ? 3 : 5, &sj, &sw) == 0) {
+      floor_sj_ns = sj;
+      floor_sw_ns = sw;
+      printf("spawn_join_floor_ns: %.1f ns (the bare start of a context and its return: two "
+             "switches, no bookkeeping)\n",
+             sj);
+      printf("switch_floor_ns: %.1f ns (two bare contexts alternating through a yield)\n", sw);
+    }
+  }
   if (wants("spawn_join_ns")) {
     watchdog_arm("spawn_join_ns");
     bench_spawn_join();

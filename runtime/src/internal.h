@@ -302,6 +302,11 @@ static inline int tsk__wait_prepare(tsk__wait *w, tsk_wait_kind_t kind, uint64_t
 }
 int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms);
 void tsk__wait_end(tsk__wait *w, int result);
+/* A join: waits for target to end (target->joiner is the record meanwhile); cancellable as the
+ * caller says. tsk__join_wake ends that wait when target ends (target->joiner set): the same as
+ * tsk__wait_end(target->joiner, 0), on the spawn+join hot path. */
+int tsk__join_wait(tsk__task *target, int64_t timeout_ms, int cancellable);
+void tsk__join_wake(tsk__task *target);
 /* Objects that keep their waiters in a list (through tsk__wait.link): tsk__wait_on_list queues a
  * prepared record at the tail of `waiters` (unlink: tsk__wait_unlink_list) and suspends;
  * tsk__wait_end_all ends every wait still queued there, in order, with `result`. */

@@ -82,9 +82,9 @@ tsk__ctx *tsk__task_entry(void *p) {
 
 /* The one spawn (tsk_spawn, tsk_spawn_ex and groups), inline in each: a spawn is half of the
  * spawn+join hot path. */
-static inline int spawn_task(tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn,
-                             void *arg, size_t stack_size, int owned_by_group,
-                             struct tsk_group *group) {
+static inline __attribute__((always_inline)) int spawn_task(
+    tsk_runtime_t *rt, tsk_task_t *out, const char *name, tsk_fn fn, void *arg,
+    size_t stack_size, int owned_by_group, struct tsk_group *group) {
   if (TSK__UNLIKELY(!rt || !fn)) return TSK_EINVAL;
   int rc = tsk__check_thread(rt);
   if (TSK__UNLIKELY(rc)) return rc;
@@ -164,7 +164,7 @@ static void task_finish(tsk__task *t, int rc) {
   tsk__ev_finish(t);
   tsk__registry_task_finished(t);
   if (TSK__UNLIKELY(t->state == TSK_TASK_FAILED)) tsk__registry_task_failed(t);
-  if (t->joiner) tsk__wait_end(t->joiner, 0);
+  if (t->joiner) tsk__join_wake(t);
   if (TSK__UNLIKELY(t->group != NULL)) tsk__group_task_finished(t);
 }
 
@@ -237,23 +237,6 @@ static int collect(tsk__task *t, tsk_result_t *res) {
   return rc;
 }
 
-static void join_unlink(tsk__wait *w) {
-  tsk__task *target = w->data;
-  if (target->joiner == w) target->joiner = NULL;
-}
-
-/* Waits for target to end; cancellable as the caller says. */
-static int wait_for_end(tsk__task *target, int64_t timeout_ms, int cancellable) {
-  tsk__wait w;
-  int rc = tsk__wait_prepare(&w, TSK_WAIT_TASK, target->id);
-  if (rc) return rc;
-  w.cancellable = cancellable;
-  w.data = target;
-  w.unlink = join_unlink;
-  target->joiner = &w;
-  return tsk__wait_suspend(&w, timeout_ms);
-}
-
 int tsk_join(tsk_task_t h, int64_t timeout_ms, tsk_result_t *res) {
   int rc;
   tsk__task *t = tsk__task_from_handle(h, &rc);
@@ -264,13 +247,13 @@ int tsk_join(tsk_task_t h, int64_t timeout_ms, tsk_result_t *res) {
   if (!self) return TSK_ENOTASK;
   if (self == t) return TSK_EDEADLK;
   if (t->joiner) return TSK_EBUSY;
-  rc = wait_for_end(t, timeout_ms, 1);
+  rc = tsk__join_wait(t, timeout_ms, 1);
   if (rc == 0) return collect(t, res);
   if (rc == TSK_ETIMEDOUT) {
     /* wait_for semantics: cancel what we waited for and wait until it has ended. */
     if (!finished(t)) {
       tsk__cancel_task(t);
-      wait_for_end(t, TSK_FOREVER, 0);
+      tsk__join_wait(t, TSK_FOREVER, 0);
     }
     collect(t, res);
     return TSK_ETIMEDOUT;

@@ -30,22 +30,29 @@ static void abandon(tsk__wait *w) {
   if (w->unlink) w->unlink(w);
 }
 
-int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms) {
+/* The uncommon starts of a wait, out of line: a pending cancellation, a poll, a timer to arm.
+ * Returns 0 to go on suspending, else the wait's result (the record was abandoned). */
+static int wait_start_slow(tsk__wait *w, int64_t timeout_ms) {
   tsk__task *t = w->task;
-  tsk_runtime_t *rt = t->rt;
-  if (TSK__LIKELY(w->cancellable)) {
-    int rc = tsk__take_cancel(t);
-    if (TSK__UNLIKELY(rc)) {
-      abandon(w);
-      return rc;
-    }
-    if (TSK__UNLIKELY(timeout_ms >= 0 || t->ndeadlines)) {
-      if (timeout_ms == 0) { /* a poll */
-        abandon(w);
-        return TSK_ETIMEDOUT;
-      }
-      tsk__timer_arm(rt, &w->timer, wait_due(t, timeout_ms));
-    }
+  int rc = tsk__take_cancel(t);
+  if (rc) {
+    abandon(w);
+    return rc;
+  }
+  if (timeout_ms == 0) { /* a poll */
+    abandon(w);
+    return TSK_ETIMEDOUT;
+  }
+  if (timeout_ms > 0 || t->ndeadlines) tsk__timer_arm(t->rt, &w->timer, wait_due(t, timeout_ms));
+  return 0;
+}
+
+static inline int wait_suspend(tsk__wait *w, int64_t timeout_ms) {
+  tsk__task *t = w->task;
+  if (TSK__LIKELY(w->cancellable) &&
+      TSK__UNLIKELY(t->cancel_requested || timeout_ms >= 0 || t->ndeadlines)) {
+    int rc = wait_start_slow(w, timeout_ms);
+    if (rc) return rc;
   }
   t->wait = w;
   t->state = TSK_TASK_WAITING;
@@ -57,6 +64,38 @@ int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms) {
    * suspension (which would break the task's cleanup waits). */
   if (w->result == TSK_ECANCELED) t->cancel_delivered = 1;
   return w->result;
+}
+
+int tsk__wait_suspend(tsk__wait *w, int64_t timeout_ms) { return wait_suspend(w, timeout_ms); }
+
+/* ---- joins ---- */
+
+static void join_unlink(tsk__wait *w) {
+  tsk__task *target = w->data;
+  if (target->joiner == w) target->joiner = NULL;
+}
+
+int tsk__join_wait(tsk__task *target, int64_t timeout_ms, int cancellable) {
+  tsk__wait w;
+  int rc = tsk__wait_prepare(&w, TSK_WAIT_TASK, target->id);
+  if (rc) return rc;
+  w.cancellable = cancellable;
+  w.data = target;
+  w.unlink = join_unlink;
+  target->joiner = &w;
+  return wait_suspend(&w, timeout_ms);
+}
+
+void tsk__join_wake(tsk__task *target) {
+  tsk__wait *w = target->joiner;
+  tsk__task *t = w->task;
+  target->joiner = NULL; /* what join_unlink does */
+  if (t->wait != w) return; /* already ended */
+  t->wait = NULL;
+  if (TSK__UNLIKELY(w->timer.index != SIZE_MAX)) tsk__timer_disarm(t->rt, &w->timer);
+  w->result = 0;
+  /* No event: the server wakes the joiner when it reads target's FINISH, which came first. */
+  tsk__make_ready(t);
 }
 
 void tsk__wait_end(tsk__wait *w, int result) {
