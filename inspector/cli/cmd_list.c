@@ -81,7 +81,10 @@ static void probe(const ts_ctx *ctx, entry *e) {
   int timeout = ctx->timeout_ms < LIST_TIMEOUT_MS ? ctx->timeout_ms : LIST_TIMEOUT_MS;
   ts_conn_status st = ts_conn_open(&c, e->path, timeout);
   json_t *ans = NULL;
-  if (!st) st = ts_conn_request(&c, json_pack("{s:s}", "type", "snapshot"), "snapshot", &ans);
+  ts_conn_raw raw = {0};
+  if (!st)
+    st = ts_conn_request_split(&c, json_pack("{s:s}", "type", "snapshot"), "snapshot", "tasks",
+                               &ans, &raw);
   if (st) {
     e->status = st == TS_CONN_STALE || st == TS_CONN_NOENT ? "stale" : "error";
     const char *r = short_reason(st, &c);
@@ -92,7 +95,7 @@ static void probe(const ts_ctx *ctx, entry *e) {
   }
   ts_snapshot s;
   char err[400];
-  if (ts_snapshot_parse(ans, &s, err, sizeof err) != 0) {
+  if (ts_snapshot_parse_split(ans, &raw, &s, err, sizeof err) != 0) {
     e->status = "error";
     e->note = ts_xstrdup("malformed answer");
     e->error = ts_xasprintf("malformed answer from %s: %s", e->path, err);

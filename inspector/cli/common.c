@@ -28,10 +28,18 @@ int ts_malformed(ts_conn *c, const char *what) {
 
 int ts_take_snapshot(ts_conn *c, ts_snapshot *s) {
   json_t *ans;
-  int rc = ts_request(c, json_pack("{s:s}", "type", "snapshot"), "snapshot", &ans);
-  if (rc) return rc;
+  ts_conn_raw raw;
+  /* A snapshot of many tasks is a long line: its task array is read by the fast path. */
+  ts_conn_status st = ts_conn_request_split(c, json_pack("{s:s}", "type", "snapshot"),
+                                            "snapshot", "tasks", &ans, &raw);
+  if (st != TS_CONN_OK) {
+    int code = ts_conn_exit_code(st);
+    ts_fail(code, "%s", c->err);
+    ts_conn_close(c);
+    return code;
+  }
   char err[400];
-  if (ts_snapshot_parse(ans, s, err, sizeof err) != 0) return ts_malformed(c, err);
+  if (ts_snapshot_parse_split(ans, &raw, s, err, sizeof err) != 0) return ts_malformed(c, err);
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "conn.h"
 
 #include "cli.h"
+#include "fastjson.h"
 #include "text.h"
 
 #include <errno.h>
@@ -125,9 +126,13 @@ static ts_conn_status read_line(ts_conn *c, char **line, size_t *len) {
       c->cap = c->cap ? c->cap * 2 : 131072;
       c->buf = ts_xrealloc(c->buf, c->cap);
     }
-    ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+    /* At most 256 KiB a call: while the server writes as fast, one recv(2) of a whole snapshot
+     * would keep this process in the kernel for milliseconds (see tsj_cooperate). */
+    size_t room = c->cap - c->len - 1;
+    ssize_t n = recv(c->fd, c->buf + c->len, room < ((size_t)256 << 10) ? room : (256 << 10), 0);
     if (n > 0) {
       c->len += (size_t)n;
+      tsj_cooperate();
       continue;
     }
     if (n == 0) {
@@ -153,17 +158,57 @@ static ts_conn_status read_line(ts_conn *c, char **line, size_t *len) {
   }
 }
 
-/* Reads the next message: one JSON object per line (blank lines are skipped). */
-static ts_conn_status read_message(ts_conn *c, json_t **out) {
+/* The fast path for a large line (see ts_conn_request_split): when the line is valid and its
+ * top-level `key` is an array, parses the line without that array (an empty one in its place)
+ * and hands the array's text to *raw, with the connection's buffer that holds it (the connection
+ * gets a new one for the bytes after the line). NULL when it does not apply: jansson then reads
+ * the whole line, untouched. */
+static json_t *load_split(ts_conn *c, char *line, size_t len, const char *key,
+                          ts_conn_raw *raw) {
+  size_t a, b;
+  if (!tsj_scan(line, len, key, &a, &b) || b == 0 || line[a] != '[') return NULL;
+  size_t n = a + 2 + (len - b);
+  char *doc = ts_xmalloc(n);
+  memcpy(doc, line, a);
+  memcpy(doc + a, "[]", 2);
+  memcpy(doc + a + 2, line + b, len - b);
+  json_error_t jerr;
+  json_t *m = json_loadb(doc, n, JSON_ALLOW_NUL, &jerr);
+  free(doc);
+  if (!m) return NULL; /* cannot happen: the line is valid */
+  size_t left = c->len - c->start, cap = left + 65536 > 131072 ? left + 65536 : 131072;
+  char *nb = ts_xmalloc(cap);
+  memcpy(nb, c->buf + c->start, left);
+  raw->owner = c->buf;
+  raw->owner_size = c->cap;
+  raw->text = line + a;
+  raw->len = b - a;
+  c->buf = nb;
+  c->cap = cap;
+  c->len = left;
+  c->start = c->scanned = 0;
+  return m;
+}
+
+void ts_conn_raw_free(ts_conn_raw *raw) {
+  tsj_release(raw->owner, raw->owner_size);
+  *raw = (ts_conn_raw){0};
+}
+
+/* Reads the next message: one JSON object per line (blank lines are skipped). With `key`, a
+ * large line may have that member split off into *raw (load_split). */
+static ts_conn_status read_message(ts_conn *c, json_t **out, const char *key, ts_conn_raw *raw) {
   char *line;
   size_t len;
+  if (raw) *raw = (ts_conn_raw){0};
   for (;;) {
     ts_conn_status st = read_line(c, &line, &len);
     if (st) return st;
     if (len > 0) break;
   }
   json_error_t jerr;
-  json_t *m = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+  json_t *m = key && raw && len >= TSJ_SPLIT_MIN ? load_split(c, line, len, key, raw) : NULL;
+  if (!m) m = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
   char ex[256];
   if (!m) {
     excerpt(ex, sizeof ex, line, len);
@@ -172,13 +217,15 @@ static ts_conn_status read_message(ts_conn *c, json_t **out) {
   }
   if (!json_is_object(m)) {
     json_decref(m);
-    excerpt(ex, sizeof ex, line, len);
+    excerpt(ex, sizeof ex, line, len); /* (line may be in raw's buffer) */
+    if (raw) ts_conn_raw_free(raw);
     return fail(c, TS_CONN_MALFORMED, "malformed answer from %s: not a JSON object: %s", c->path,
                 ex);
   }
   if (!json_is_string(json_object_get(m, "type"))) {
     json_decref(m);
-    excerpt(ex, sizeof ex, line, len);
+    excerpt(ex, sizeof ex, line, len); /* (line may be in raw's buffer) */
+    if (raw) ts_conn_raw_free(raw);
     return fail(c, TS_CONN_MALFORMED, "malformed answer from %s: a message without a \"type\": %s",
                 c->path, ex);
   }
@@ -254,7 +301,7 @@ static ts_conn_status do_connect(ts_conn *c, const char *path) {
 
 static ts_conn_status read_hello(ts_conn *c) {
   json_t *m = NULL;
-  ts_conn_status st = read_message(c, &m);
+  ts_conn_status st = read_message(c, &m, NULL, NULL);
   if (st == TS_CONN_CLOSED)
     return fail(c, TS_CONN_CLOSED,
                 "the server at %s closed the connection before its hello (it accepts only its "
@@ -330,8 +377,10 @@ ts_conn_status ts_conn_open(ts_conn *c, const char *path, int timeout_ms) {
   return st;
 }
 
-ts_conn_status ts_conn_request(ts_conn *c, json_t *req, const char *want, json_t **answer) {
+ts_conn_status ts_conn_request_split(ts_conn *c, json_t *req, const char *want, const char *key,
+                                     json_t **answer, ts_conn_raw *raw) {
   *answer = NULL;
+  if (raw) *raw = (ts_conn_raw){0};
   long long id = c->next_id++;
   if (!req || json_object_set_new(req, "id", json_integer(id)) != 0) {
     json_decref(req);
@@ -350,7 +399,7 @@ ts_conn_status ts_conn_request(ts_conn *c, json_t *req, const char *want, json_t
     memcpy(err, c->err, sizeof err);
     int saved = c->timeout_ms;
     c->timeout_ms = saved < 200 ? saved : 200;
-    ts_conn_status r = read_message(c, &m);
+    ts_conn_status r = read_message(c, &m, NULL, NULL);
     c->timeout_ms = saved;
     if (r == TS_CONN_OK && strcmp(str_field(m, "type", ""), "error") == 0) {
       st = error_answer(c, m);
@@ -364,7 +413,7 @@ ts_conn_status ts_conn_request(ts_conn *c, json_t *req, const char *want, json_t
   if (st) return st;
   for (;;) {
     json_t *m = NULL;
-    st = read_message(c, &m);
+    st = read_message(c, &m, key, raw);
     if (st == TS_CONN_CLOSED)
       return fail(c, TS_CONN_CLOSED, "the server at %s closed the connection instead of answering "
                                      "'%s'", c->path, rt);
@@ -377,10 +426,12 @@ ts_conn_status ts_conn_request(ts_conn *c, json_t *req, const char *want, json_t
     if (strcmp(type, "error") == 0 && (ours || !mid || json_is_null(mid))) {
       st = error_answer(c, m);
       json_decref(m);
+      if (raw) ts_conn_raw_free(raw);
       return st;
     }
     if (!ours) { /* a delta, or an answer to something else */
       json_decref(m);
+      if (raw) ts_conn_raw_free(raw);
       continue;
     }
     if (strcmp(type, want) != 0) {
@@ -389,6 +440,7 @@ ts_conn_status ts_conn_request(ts_conn *c, json_t *req, const char *want, json_t
                 c->path, tc, rt);
       free(tc);
       json_decref(m);
+      if (raw) ts_conn_raw_free(raw);
       return st;
     }
     *answer = m;
@@ -396,10 +448,14 @@ ts_conn_status ts_conn_request(ts_conn *c, json_t *req, const char *want, json_t
   }
 }
 
+ts_conn_status ts_conn_request(ts_conn *c, json_t *req, const char *want, json_t **answer) {
+  return ts_conn_request_split(c, req, want, NULL, answer, NULL);
+}
+
 void ts_conn_close(ts_conn *c) {
   if (c->fd >= 0) close(c->fd);
   c->fd = -1;
-  free(c->buf);
+  tsj_release(c->buf, c->cap);
   free(c->program);
   c->buf = c->program = NULL;
   c->start = c->len = c->cap = c->scanned = 0;

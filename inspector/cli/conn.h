@@ -54,6 +54,22 @@ ts_conn_status ts_conn_open(ts_conn *c, const char *path, int timeout_ms);
  * the answer (the caller owns it). */
 ts_conn_status ts_conn_request(ts_conn *c, json_t *req, const char *want, json_t **answer);
 
+/* The same, for an answer that may be large (a snapshot): when the answer's line is long (at
+ * least TSJ_SPLIT_MIN bytes), valid JSON, and has a top-level `key` whose value is an array,
+ * that array's text is split off into *raw (the caller owns it: ts_conn_raw_free, or
+ * ts_snapshot_parse_split) and *answer has an empty array in its place; otherwise *raw is
+ * empty (owner NULL) and *answer is the whole answer. Behaviour and errors are those of
+ * ts_conn_request: what is split off is read by the caller with the same checks (fastjson.h). */
+typedef struct ts_conn_raw {
+  char *owner; /* the buffer holding text (owned; NULL: nothing split off) */
+  size_t owner_size;
+  char *text;  /* the array's JSON text, not NUL-terminated */
+  size_t len;
+} ts_conn_raw;
+ts_conn_status ts_conn_request_split(ts_conn *c, json_t *req, const char *want, const char *key,
+                                     json_t **answer, ts_conn_raw *raw);
+void ts_conn_raw_free(ts_conn_raw *raw);
+
 void ts_conn_close(ts_conn *c);
 
 /* The exit code for a failure: TS_EXIT_USAGE for TS_CONN_NO_TASK, TS_EXIT_ATTACH otherwise. */

@@ -3,6 +3,8 @@
  */
 #include "model.h"
 
+#include "conn.h"
+#include "fastjson.h"
 #include "text.h"
 
 #include <math.h>
@@ -13,13 +15,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* checked field access                                                                        */
 /* ------------------------------------------------------------------------------------------ */
-
-void ts_jv_at(ts_jv *v, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(v->where, sizeof v->where, fmt, ap);
-  va_end(ap);
-}
 
 static const char *type_name(json_t *j) {
   switch (json_typeof(j)) {
@@ -40,23 +35,14 @@ static const char *type_name(json_t *j) {
 static json_t *field(ts_jv *v, json_t *o, const char *key, unsigned flags, const char *want) {
   json_t *j = json_is_object(o) ? json_object_get(o, key) : NULL;
   if (!j || (json_is_null(j) && (flags & TS_JV_NULLABLE))) {
-    if (!j && (flags & TS_JV_REQUIRED) && !v->failed) {
-      v->failed = 1;
-      snprintf(v->err, v->errlen, "%s%s%s: missing (expected %s)", v->where, *v->where ? "." : "",
-               key, want);
-    }
+    if (!j && (flags & TS_JV_REQUIRED)) ts_jv_missing(v, key, want);
     return NULL;
   }
   return j;
 }
 
 static int wrong(ts_jv *v, const char *key, json_t *j, const char *want, unsigned flags) {
-  if (!v->failed) {
-    v->failed = 1;
-    snprintf(v->err, v->errlen, "%s%s%s: expected %s%s, got %s", v->where, *v->where ? "." : "",
-             key, want, flags & TS_JV_NULLABLE ? " or null" : "", type_name(j));
-  }
-  return 0;
+  return ts_jv_wrong(v, key, want, flags, type_name(j));
 }
 
 int ts_jv_int(ts_jv *v, json_t *o, const char *key, unsigned flags, long long *out) {
@@ -143,7 +129,7 @@ static int cmp_task(const void *a, const void *b) {
 }
 
 void ts_jv_task(ts_jv *v, json_t *o, ts_task *t) {
-  *t = (ts_task){.json = o, .name = "", .state = "?", .created_ms = NAN};
+  *t = (ts_task){.name = "", .state = "?", .created_ms = NAN};
   if (!json_is_object(o)) {
     if (!v->failed) {
       v->failed = 1;
@@ -153,7 +139,7 @@ void ts_jv_task(ts_jv *v, json_t *o, ts_task *t) {
   }
   ts_jv_int(v, o, "id", TS_JV_REQUIRED, &t->id);
   t->has_parent = ts_jv_int(v, o, "parent", TS_JV_NULLABLE, &t->parent);
-  ts_jv_int(v, o, "runtime", TS_JV_NULLABLE, &t->runtime);
+  t->has_runtime = ts_jv_int(v, o, "runtime", TS_JV_NULLABLE, &t->runtime);
   ts_jv_str(v, o, "name", TS_JV_NULLABLE, &t->name);
   ts_jv_str(v, o, "state", TS_JV_REQUIRED, &t->state);
   ts_jv_num(v, o, "created_ms", TS_JV_NULLABLE, &t->created_ms);
@@ -252,9 +238,41 @@ static void check_warnings(ts_jv *v, json_t *w) {
   }
 }
 
-int ts_snapshot_parse(json_t *root, ts_snapshot *s, char *err, size_t errlen) {
+/* Sorts by id. A snapshot lists the tasks by their last change: mostly by id (in spawn order),
+ * the recently changed ones at the end. So: the sorted prefix as it is, the rest sorted, then the
+ * two merged from the end, in place (the same order as sorting it all: ids are unique, or the
+ * snapshot is refused). */
+static void sort_tasks(ts_task *t, size_t n) {
+  size_t k = 1;
+  while (k < n && t[k].id >= t[k - 1].id) k++;
+  if (k >= n) return;
+  size_t m = n - k;
+  qsort(t + k, m, sizeof *t, cmp_task);
+  if (t[k - 1].id <= t[k].id) return;
+  ts_task *tail = ts_xmalloc(m * sizeof *t);
+  memcpy(tail, t + k, m * sizeof *t);
+  size_t i = k, j = m, o = n;
+  while (j > 0) {
+    if (i > 0 && t[i - 1].id > tail[j - 1].id)
+      t[--o] = t[--i];
+    else
+      t[--o] = tail[--j];
+    if ((o & 4095) == 0) tsj_cooperate();
+  }
+  tsj_release(tail, m * sizeof *t);
+}
+
+/* raw: the "tasks" array's text when it was split off the answer (root then holds an empty
+ * array in its place), else NULL. */
+static int parse_snapshot(json_t *root, ts_conn_raw *raw, ts_snapshot *s, char *err,
+                          size_t errlen) {
   memset(s, 0, sizeof *s);
   s->root = root;
+  if (raw) {
+    s->text = raw->owner; /* the tasks' strings will point into it */
+    s->text_size = raw->owner_size;
+    raw->owner = NULL;
+  }
   s->program = "?";
   s->time_ms = NAN;
   s->spawned = s->finished_total = s->dropped_events = -1;
@@ -271,11 +289,19 @@ int ts_snapshot_parse(json_t *root, ts_snapshot *s, char *err, size_t errlen) {
   json_t *stats = ts_jv_obj(&v, root, "stats", TS_JV_NULLABLE);
   if (v.failed) goto bad;
 
-  s->ntasks = json_array_size(tasks);
-  s->tasks = ts_xmalloc(s->ntasks * sizeof *s->tasks);
-  for (size_t i = 0; i < s->ntasks && !v.failed; i++) {
-    ts_jv_at(&v, "tasks[%zu]", i);
-    ts_jv_task(&v, json_array_get(tasks, i), &s->tasks[i]);
+  if (s->text) {
+    /* The same checks and messages as below, without a tree (fastjson.c). */
+    if (tsj_tasks(raw->text, raw->len, "tasks", &s->tasks, &s->ntasks, err, errlen) != 0) {
+      s->ntasks = 0;
+      goto bad;
+    }
+  } else {
+    s->ntasks = json_array_size(tasks);
+    s->tasks = ts_xmalloc(s->ntasks * sizeof *s->tasks);
+    for (size_t i = 0; i < s->ntasks && !v.failed; i++) {
+      ts_jv_at(&v, "tasks[%zu]", i);
+      ts_jv_task(&v, json_array_get(tasks, i), &s->tasks[i]);
+    }
   }
   s->nfinished = json_array_size(finished);
   s->finished = ts_xmalloc(s->nfinished * sizeof *s->finished);
@@ -292,7 +318,7 @@ int ts_snapshot_parse(json_t *root, ts_snapshot *s, char *err, size_t errlen) {
   if (stats && !v.failed) parse_stats(&v, stats, s);
   if (s->warnings && !v.failed) check_warnings(&v, s->warnings);
   if (v.failed) goto bad;
-  qsort(s->tasks, s->ntasks, sizeof *s->tasks, cmp_task);
+  sort_tasks(s->tasks, s->ntasks);
   for (size_t i = 1; i < s->ntasks; i++) {
     if (s->tasks[i].id == s->tasks[i - 1].id) {
       snprintf(err, errlen, "tasks: task id %lld appears twice", s->tasks[i].id);
@@ -306,8 +332,20 @@ bad:
   return -1;
 }
 
+int ts_snapshot_parse(json_t *root, ts_snapshot *s, char *err, size_t errlen) {
+  return parse_snapshot(root, NULL, s, err, errlen);
+}
+
+int ts_snapshot_parse_split(json_t *root, ts_conn_raw *raw, ts_snapshot *s, char *err,
+                            size_t errlen) {
+  int rc = parse_snapshot(root, raw && raw->owner ? raw : NULL, s, err, errlen);
+  if (raw) ts_conn_raw_free(raw);
+  return rc;
+}
+
 void ts_snapshot_free(ts_snapshot *s) {
-  free(s->tasks);
+  tsj_release(s->tasks, s->ntasks * sizeof *s->tasks);
+  tsj_release(s->text, s->text_size);
   free(s->finished);
   free(s->runtimes);
   json_decref(s->root);

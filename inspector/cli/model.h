@@ -4,7 +4,8 @@
  * ts_snapshot_parse checks the type of every documented field it uses (a missing optional field
  * gets a default; a field of the wrong type makes the whole answer malformed, with a message
  * naming the field, e.g. "tasks[3].parent: expected an integer or null, got a string"). Unknown
- * fields are ignored. Strings point into the JSON document, which the snapshot owns.
+ * fields are ignored. Strings point into the JSON document, which the snapshot owns (or, for a
+ * large answer, the tasks' strings into the answer's text: ts_snapshot_parse_split).
  */
 #ifndef TASKSCOPE_CLI_MODEL_H
 #define TASKSCOPE_CLI_MODEL_H
@@ -24,7 +25,7 @@ typedef struct ts_task {
   int await_has_id;
   double created_ms; /* NAN when unknown */
   long long switches;
-  json_t *json; /* the TASK object (borrowed) */
+  int has_runtime; /* runtime was given (an integer, not null) */
 } ts_task;
 
 typedef struct ts_finished {
@@ -46,6 +47,8 @@ typedef struct ts_runtime {
 
 typedef struct ts_snapshot {
   json_t *root; /* the answer; owned */
+  char *text;   /* the raw text the tasks' strings point into (the fast path), or NULL; owned */
+  size_t text_size;
   long long pid;
   const char *program;
   double time_ms;
@@ -65,6 +68,12 @@ typedef struct ts_snapshot {
 /* Takes ownership of `root` (also on failure). On failure writes the reason to err and
  * returns -1. */
 int ts_snapshot_parse(json_t *root, ts_snapshot *s, char *err, size_t errlen);
+/* The same for an answer read with its "tasks" array split off (ts_conn_request_split): root
+ * holds an empty "tasks" array, raw the real one (NULL: nothing was split off). Takes ownership
+ * of both (also on failure). */
+struct ts_conn_raw;
+int ts_snapshot_parse_split(json_t *root, struct ts_conn_raw *raw, ts_snapshot *s, char *err,
+                            size_t errlen);
 void ts_snapshot_free(ts_snapshot *s);
 
 /* The live task with that id, or NULL (binary search). */
@@ -84,6 +93,13 @@ typedef struct ts_jv {
 enum { TS_JV_REQUIRED = 1, TS_JV_NULLABLE = 2 };
 
 void ts_jv_at(ts_jv *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The failures behind the checks (jv.c; shared with the fast path, fastjson.c): each records
+ * only the first failure of a validator and returns 0. `got` names the type found ("a string").
+ *   missing:  "<where>.<key>: missing (expected <want>)"
+ *   wrong:    "<where>.<key>: expected <want>[ or null], got <got>" */
+int ts_jv_missing(ts_jv *v, const char *key, const char *want);
+int ts_jv_wrong(ts_jv *v, const char *key, const char *want, unsigned flags, const char *got);
+int ts_jv_failf(ts_jv *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Each returns 1 when a value was stored in *out, 0 when the field is absent (or null where
  * TS_JV_NULLABLE allows it) or when its type is wrong (then v->failed is set). */
 int ts_jv_int(ts_jv *v, json_t *o, const char *key, unsigned flags, long long *out);

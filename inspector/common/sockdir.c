@@ -88,8 +88,9 @@ size_t tsc_listening_sockets(int pid, char paths[][TSC_SOCK_PATH_MAX], size_t ma
       continue;
     if (!(flags & 0x10000) || type != 1 || path[0] != '/') continue; /* listening, stream */
     if (!bsearch(&ino, inodes, ni, sizeof *inodes, cmp_ul)) continue;
-    if (strlen(path) >= TSC_SOCK_PATH_MAX) continue;
-    snprintf(paths[np++], TSC_SOCK_PATH_MAX, "%s", path);
+    size_t len = strlen(path);
+    if (len >= TSC_SOCK_PATH_MAX) continue;
+    memcpy(paths[np++], path, len + 1);
   }
   fclose(f);
   free(inodes);

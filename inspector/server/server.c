@@ -18,6 +18,7 @@
 #include "backtrace.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,11 +49,20 @@ static void stat_max(_Atomic uint64_t *a, uint64_t v) {
 
 /* ---- writing to clients ---- */
 
+#define SRV_WRITE_PARTS 3 /* a large snapshot goes out as head, task array, tail (bulk.c) */
+#define SRV_PIECE ((size_t)64 << 10) /* a large message is written this much a system call */
+
+/* One uv_write. A message over 4 pieces is written as pieces of SRV_PIECE (in order; the last one
+ * frees the buffers): a single write(2) of 20 MB to a client that reads as fast keeps the server
+ * thread in the kernel for milliseconds, a stretch a loop thread waiting for that CPU would wait
+ * through (to the scheduler's next tick). Pieces return to user space every ~20 us, and the
+ * server yields the CPU between them at most every 0.2 ms (srv_cooperate). */
 typedef struct srv_write {
   uv_write_t req;
   srv_client *c;
-  char *data;
-  size_t len;
+  size_t len;                   /* bytes of this request */
+  int nfree, piece;
+  char *owned[SRV_WRITE_PARTS]; /* freed when this request is done */
 } srv_write;
 
 static void client_close(srv_client *c);
@@ -60,34 +70,49 @@ static void client_close_flush(srv_client *c);
 static void process_lines(srv_client *c);
 static void start_reading(srv_client *c);
 
+/* sched_yield() when the last one was more than 0.2 ms ago: a loop thread that woke up on this
+ * CPU gets it now rather than at the next tick (nothing happens when nobody waits for it). */
+static void srv_cooperate(void) {
+  static uint64_t last;
+  uint64_t now = tsk__srv_now_ns();
+  if (now - last < 200000) return;
+  sched_yield();
+  last = tsk__srv_now_ns();
+}
+
 static void on_written(uv_write_t *req, int status) {
   srv_write *w = (srv_write *)req;
   srv_client *c = w->c;
   c->queued -= w->len;
-  free(w->data);
+  for (int i = 0; i < w->nfree; i++) free(w->owned[i]);
+  int piece = w->piece;
   free(w);
   if (status < 0 && status != UV_ECANCELED) client_close(c);
+  if (piece) srv_cooperate();
 }
 
-/* Sends the buffer's content (taken from b, which is left empty). A delta to a client whose
- * unsent output is over TSK__SRV_OUT_MAX is dropped (the client gets a resync later); any other
- * message to such a client disconnects it. */
-static void client_send(srv_client *c, tsk__jbuf *b, int is_delta) {
+/* Sends the content of the n buffers, one message (taken from them: they are left empty). A
+ * delta to a client whose unsent output is over TSK__SRV_OUT_MAX is dropped (the client gets a
+ * resync later); any other message to such a client disconnects it. */
+static void client_send_parts(srv_client *c, tsk__jbuf *b, int n, int is_delta) {
   if (c->closing) {
-    b->len = 0;
+    for (int i = 0; i < n; i++) b[i].len = 0;
     return;
   }
-  if (b->oom) {
-    tsk__jbuf_free(b);
-    tsk__proto_error(b, NULL, TSK__PE_INTERNAL, "out of memory");
-    if (b->oom) {
-      tsk__jbuf_free(b);
+  int oom = 0;
+  for (int i = 0; i < n; i++) oom |= b[i].oom;
+  if (oom) {
+    for (int i = 0; i < n; i++) tsk__jbuf_free(&b[i]);
+    tsk__proto_error(&b[0], NULL, TSK__PE_INTERNAL, "out of memory");
+    if (b[0].oom) {
+      tsk__jbuf_free(&b[0]);
       client_close(c);
       return;
     }
+    n = 1;
   }
   if (c->queued > TSK__SRV_OUT_MAX) {
-    b->len = 0;
+    for (int i = 0; i < n; i++) b[i].len = 0;
     if (is_delta) {
       c->need_resync = 1;
       atomic_fetch_add(&tsk__srv_count.deltas_dropped, 1);
@@ -97,24 +122,75 @@ static void client_send(srv_client *c, tsk__jbuf *b, int is_delta) {
     }
     return;
   }
-  srv_write *w = malloc(sizeof *w);
-  if (!w) {
-    b->len = 0;
-    client_close(c);
-    return;
+  char *data[SRV_WRITE_PARTS];
+  size_t len[SRV_WRITE_PARTS], total = 0;
+  int k = 0;
+  for (int i = 0; i < n && i < SRV_WRITE_PARTS; i++) {
+    data[k] = tsk__jbuf_take(&b[i], &len[k]);
+    if (!len[k]) {
+      free(data[k]);
+      continue;
+    }
+    total += len[k++];
   }
-  w->c = c;
-  w->data = tsk__jbuf_take(b, &w->len);
-  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
-  c->queued += w->len;
+  int pieces = total > 4 * SRV_PIECE;
+  c->queued += total;
   stat_max(&tsk__srv_count.max_queued, c->queued);
-  if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) != 0) {
-    c->queued -= w->len;
-    free(w->data);
-    free(w);
-    client_close(c);
+  srv_write *last = NULL; /* the last request queued: it owns whatever is left to free */
+  size_t sent = 0;
+  for (int i = 0; i < k; i++) {
+    for (size_t off = 0; off < len[i];) {
+      size_t m = pieces && len[i] - off > SRV_PIECE ? SRV_PIECE : len[i] - off;
+      uv_buf_t bufs[SRV_WRITE_PARTS];
+      int nb = 0;
+      if (pieces) {
+        bufs[nb++] = uv_buf_init(data[i] + off, (unsigned)m);
+      } else { /* small: all parts in one request */
+        for (int j = 0; j < k; j++) bufs[nb++] = uv_buf_init(data[j], (unsigned)len[j]);
+        m = total;
+      }
+      srv_write *w = calloc(1, sizeof *w);
+      if (w) {
+        w->c = c;
+        w->len = m;
+        w->piece = pieces;
+      }
+      if (!w || uv_write(&w->req, (uv_stream_t *)&c->pipe, bufs, (unsigned)nb, on_written) != 0) {
+        free(w);
+        c->queued -= total - sent;
+        if (last) { /* (its callback has not run yet: libuv defers them) */
+          for (int j = 0; j < k; j++) last->owned[last->nfree++] = data[j];
+        } else {
+          for (int j = 0; j < k; j++) free(data[j]);
+        }
+        client_close(c);
+        return;
+      }
+      last = w;
+      sent += m;
+      off += m;
+      if (!pieces) {
+        i = k; /* done */
+        break;
+      }
+    }
+  }
+  if (last) {
+    for (int j = 0; j < k; j++) last->owned[last->nfree++] = data[j];
+  } else { /* nothing to send */
+    for (int j = 0; j < k; j++) free(data[j]);
   }
 }
+
+static void client_send(srv_client *c, tsk__jbuf *b, int is_delta) {
+  client_send_parts(c, b, 1, is_delta);
+}
+
+void tsk__srv_send_parts(srv_client *c, tsk__jbuf *parts, int n) {
+  client_send_parts(c, parts, n, 0);
+}
+
+void tsk__srv_send(srv_client *c, tsk__jbuf *b, int is_delta) { client_send(c, b, is_delta); }
 
 static void send_error(srv_client *c, const tsk__msg *m, tsk__perr e, const char *message) {
   tsk__jbuf *b = &c->s->out;
@@ -146,6 +222,7 @@ static void client_detach(srv_client *c) {
   c->closing = 1;
   if (c->pending) c->pending->client = NULL;
   c->pending = NULL;
+  tsk__bulk_client_gone(c->s, c);
   tsk__list_remove(&c->link);
   c->s->nclients--;
   atomic_store(&tsk__srv_count.clients, c->s->nclients);
@@ -434,12 +511,6 @@ static void start_leaks(tsk__srv *s, srv_client *c, const tsk__msg *m) {
 
 /* ---- one line from a client ---- */
 
-static void send_snapshot(tsk__srv *s, srv_client *c, const tsk__msg *m, int resync) {
-  tsk__mirror_drain(s);
-  tsk__render_snapshot(s, &s->out, m, resync);
-  client_send(c, &s->out, 0);
-}
-
 static void handle_line(srv_client *c, const char *line, size_t len) {
   tsk__srv *s = c->s;
   tsk__msg m;
@@ -453,15 +524,9 @@ static void handle_line(srv_client *c, const char *line, size_t len) {
   switch (m.type) {
   case TSK__MSG_HELLO: break; /* answered by our own hello, sent at connection */
   case TSK__MSG_PING: send_ok(c, &m, "pong"); break;
-  case TSK__MSG_SNAPSHOT: send_snapshot(s, c, &m, 0); break;
-  case TSK__MSG_SUBSCRIBE:
-    send_snapshot(s, c, &m, 0);
-    c->subscribed = 1;
-    c->need_resync = 0;
-    c->interval_ms = (uint64_t)m.interval_ms;
-    c->last_seq = s->seq;
-    c->next_ns = tsk__srv_now_ns() + c->interval_ms * 1000000;
-    break;
+  /* (Both subscribe and its snapshot take effect as of the snapshot: bulk.c.) */
+  case TSK__MSG_SNAPSHOT: tsk__bulk_snapshot(s, c, &m, 0); break;
+  case TSK__MSG_SUBSCRIBE: tsk__bulk_snapshot(s, c, &m, 1); break;
   case TSK__MSG_UNSUBSCRIBE:
     c->subscribed = 0;
     send_ok(c, &m, "ok");
@@ -472,10 +537,10 @@ static void handle_line(srv_client *c, const char *line, size_t len) {
   }
 }
 
-/* Handles the complete lines read so far, unless a request is waiting for a loop thread; reads
- * more only when none is. */
+/* Handles the complete lines read so far, unless a request is waiting for a loop thread or a
+ * snapshot for the bulk thread; reads more only when none is. */
 static void process_lines(srv_client *c) {
-  while (!c->closing && !c->pending) {
+  while (!c->closing && !c->pending && !c->bulk) {
     const char *line;
     size_t len;
     int r = tsk__framer_next(&c->in, &line, &len);
@@ -489,13 +554,16 @@ static void process_lines(srv_client *c) {
     handle_line(c, line, len);
   }
   if (c->closing) return;
-  if (c->pending && c->reading) {
+  int waiting = c->pending || c->bulk;
+  if (waiting && c->reading) {
     uv_read_stop((uv_stream_t *)&c->pipe);
     c->reading = 0;
-  } else if (!c->pending && !c->reading) {
+  } else if (!waiting && !c->reading) {
     start_reading(c);
   }
 }
+
+void tsk__srv_resume(srv_client *c) { process_lines(c); }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
@@ -517,7 +585,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
 }
 
 static void start_reading(srv_client *c) {
-  if (c->closing || c->reading || c->pending) return;
+  if (c->closing || c->reading || c->pending || c->bulk) return;
   if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
     c->reading = 1;
   else
@@ -615,15 +683,10 @@ static void send_deltas(tsk__srv *s, uint64_t now) {
   for (tsk__list *n = s->clients.next; n != &s->clients;) {
     srv_client *c = TSK__CONTAINER(n, srv_client, link);
     n = n->next;
-    if (!c->subscribed || c->closing || c->pending) continue;
+    if (!c->subscribed || c->closing || c->pending || c->bulk) continue;
     if (c->need_resync && c->queued < TSK__SRV_OUT_MAX / 2) {
       /* It reads again (or a resync of the mirror lost tasks): a fresh full view. */
-      c->need_resync = 0;
-      c->last_seq = s->seq;
-      c->next_ns = now + c->interval_ms * 1000000;
-      atomic_fetch_add(&tsk__srv_count.resyncs_sent, 1);
-      tsk__render_snapshot(s, &s->out, NULL, 1);
-      client_send(c, &s->out, 0);
+      tsk__bulk_snapshot(s, c, NULL, 0);
       continue;
     }
     if (now < c->next_ns) continue;
@@ -710,6 +773,7 @@ static void shutdown_server(tsk__srv *s) {
   uv_close((uv_handle_t *)&s->listener, on_handle_closed);
   uv_close((uv_handle_t *)&s->tick, on_handle_closed);
   uv_close((uv_handle_t *)&s->fast, on_handle_closed);
+  uv_close((uv_handle_t *)&s->bulk_poll, on_handle_closed);
   uv_close((uv_handle_t *)&s->wake, on_handle_closed);
 }
 
@@ -726,8 +790,10 @@ static void on_wake(uv_async_t *h) {
 
 static void *server_main(void *arg) {
   tsk__srv *s = arg;
+  pthread_setname_np(pthread_self(), "taskscope-srv"); /* (top -H, perf: whose CPU time) */
   uv_timer_start(&s->tick, on_tick, TSK__SRV_TICK_MS, TSK__SRV_TICK_MS);
   uv_run(&s->loop, UV_RUN_DEFAULT);
+  tsk__bulk_stop(s);
   tsk__mirror_drain(s);
   tsk__mirror_free(s);
   tsk__jbuf_free(&s->out);
@@ -784,6 +850,8 @@ static int start_locked(const tsk__options *o) {
   s->tick.data = s;
   uv_timer_init(&s->loop, &s->fast);
   s->fast.data = s;
+  uv_timer_init(&s->loop, &s->bulk_poll);
+  s->bulk_poll.data = s;
   uv_pipe_init(&s->loop, &s->listener, 0);
   s->listener.data = s;
   if (uv_pipe_open(&s->listener, fd) != 0 ||
@@ -809,6 +877,7 @@ fail_loop:
   uv_close((uv_handle_t *)&s->listener, NULL);
   uv_close((uv_handle_t *)&s->tick, NULL);
   uv_close((uv_handle_t *)&s->fast, NULL);
+  uv_close((uv_handle_t *)&s->bulk_poll, NULL);
   uv_close((uv_handle_t *)&s->wake, NULL);
   uv_run(&s->loop, UV_RUN_DEFAULT);
   uv_loop_close(&s->loop);
@@ -964,6 +1033,9 @@ void tsk__server_stats_get(tsk__server_stats *st) {
   st->clients = atomic_load(&tsk__srv_count.clients);
   st->events = atomic_load(&tsk__srv_count.events);
   st->resync_requests = atomic_load(&tsk__srv_count.resync_requests);
+  st->bulk_snapshots = atomic_load(&tsk__srv_count.bulk_snapshots);
+  st->bulk_policy = atomic_load(&tsk__srv_count.bulk_policy);
+  st->bulk_late = atomic_load(&tsk__srv_count.bulk_late);
 }
 
 size_t tsk__server_socket_path(char *buf, size_t size) {

@@ -12,8 +12,22 @@
  * sample, which a signal handler takes on the loop thread itself.
  *
  * Files: server.c (life cycle, clients, requests), mirror.c (the mirror and the JSON answers),
- * sock.c (the socket's directory, permissions and peer checks), stall.c (the watchdog, the
- * sampling signal handler, direct reads), proto.c (parsing; see proto.h).
+ * bulk.c (the thread that renders large snapshots at the lowest priority), sock.c (the socket's
+ * directory, permissions and peer checks), stall.c (the watchdog, the sampling signal handler,
+ * direct reads), proto.c (parsing; see proto.h).
+ *
+ * CPU priority. The server thread runs at the priority it was created with (the application's):
+ * its work is small and frequent (draining rings, the watchdog, answers to the size of what
+ * changed), and it takes locks the loop threads take too and wakes their loops (in->lock, libuv's
+ * metrics lock in uv_metrics_idle_time, the pending flag of rt->async, on which libuv 1.44's loop
+ * thread spins until the sender is done): a thread of the lowest priority doing those could be
+ * preempted in the middle and make a loop thread wait for it. What grows with the task count, a
+ * snapshot's task array (~200 bytes and ~250 ns a task), is rendered by the BULK thread (bulk.c),
+ * which runs at SCHED_IDLE (else nice 19), from a copy of the tasks the server thread makes (a
+ * fixed-size record each, ~1/10 of the rendering's cost), and takes no lock, allocates nothing and
+ * wakes no one: the kernel preempts it for any other thread that wants its CPU (at once from user
+ * space), so it does not delay an application's loop, and being preempted anywhere delays only
+ * that snapshot.
  */
 #ifndef TSK_SRV_H
 #define TSK_SRV_H
@@ -35,6 +49,8 @@
 #define TSK__SRV_LEAKS_MAX 1000      /* leak records kept (the newest) */
 #define TSK__SRV_WARNINGS_MAX 64     /* warnings kept (the newest) */
 #define TSK__SRV_STACK_MAX 64
+#define TSK__SRV_BULK_MIN 4096       /* snapshots of this many tasks or more: the bulk thread */
+#define TSK__SRV_BULK_LATE_MS 250    /* ... which the server renders itself if it is this late */
 
 /* ---- the mirror ---- */
 
@@ -53,6 +69,15 @@ typedef struct srv_task {
   char name[TSK__NAME_INLINE];
   tsk__list link;                  /* in the mirror's change list, oldest change first */
 } srv_task;
+
+/* A live task as a snapshot shows it (a copy, for the bulk thread: bulk.c). */
+typedef struct srv_rec {
+  uint64_t id, parent, group, object, created_ms, first_run_ms, busy_ns;
+  uint32_t rt_id, switches;
+  uint8_t state, wait_kind;        /* as shown: running for a stalled loop's task; none unless
+                                      waiting */
+  char name[TSK__NAME_INLINE];
+} srv_rec;
 
 typedef struct srv_fin {           /* a finished task (the bounded history) */
   uint64_t id, parent, created_ms, finished_ms, seq;
@@ -111,6 +136,8 @@ typedef struct srv_map {           /* id -> srv_task *, open addressing, linear 
 
 struct srv_pending;
 
+struct srv_job;
+
 typedef struct srv_client {
   uv_pipe_t pipe;                  /* first: the handle's address is the client's */
   uv_shutdown_t shut;
@@ -124,6 +151,7 @@ typedef struct srv_client {
   int subscribed, need_resync;
   uint64_t interval_ms, next_ns, last_seq, delta_seq;
   struct srv_pending *pending;     /* a request waiting for a loop thread: lines after it wait */
+  struct srv_job *bulk;            /* a snapshot the bulk thread renders: the same */
 } srv_client;
 
 typedef struct srv_pending {
@@ -175,6 +203,9 @@ typedef struct tsk__srv {
   /* a name cache for unnamed tasks: entry function -> symbol */
   struct srv_fn_name *fn_names;
   size_t fn_cap, fn_n;
+  /* large snapshots (bulk.c) */
+  struct srv_bulker *bulker;       /* the bulk thread and its jobs, made when first needed */
+  uv_timer_t bulk_poll;            /* looks for finished jobs every 1 ms while there are some */
 } tsk__srv;
 
 /* ---- statistics for tests (atomics: read from any thread) ---- */
@@ -182,7 +213,11 @@ typedef struct tsk__server_stats {
   uint64_t accepted, refused_uid, refused_busy, disconnected_slow;
   uint64_t deltas_dropped, resyncs_sent, max_queued, clients;
   uint64_t events, resync_requests;
+  uint64_t bulk_snapshots;         /* snapshots whose task array the bulk thread rendered */
+  uint64_t bulk_late;              /* ... that the server rendered itself, the bulk thread late */
+  uint64_t bulk_policy;            /* the bulk thread's scheduling: TSK__BULK_* */
 } tsk__server_stats;
+enum { TSK__BULK_NONE = 0, TSK__BULK_IDLE, TSK__BULK_NICE, TSK__BULK_NORMAL };
 void tsk__server_stats_get(tsk__server_stats *st);
 /* The socket's path ("" when the server is not running); returns its length. */
 size_t tsk__server_socket_path(char *buf, size_t size);
@@ -192,8 +227,13 @@ int tsk__server_running(void);
 /* server.c */
 extern struct tsk__srv_counters {
   _Atomic uint64_t accepted, refused_uid, refused_busy, disconnected_slow, deltas_dropped,
-      resyncs_sent, max_queued, clients, events, resync_requests;
+      resyncs_sent, max_queued, clients, events, resync_requests, bulk_snapshots, bulk_late,
+      bulk_policy;
 } tsk__srv_count;
+/* Snapshots of at least this many tasks go to the bulk thread (TSK__SRV_BULK_MIN), which is late
+ * after this many ms (TSK__SRV_BULK_LATE_MS). Tests change them to exercise those paths. */
+extern _Atomic size_t tsk__srv_bulk_min;
+extern _Atomic uint64_t tsk__srv_bulk_late_ms;
 uint64_t tsk__srv_now_ns(void);
 /* Wakes a runtime's loop thread (its uv_async) unless it closed. */
 void tsk__srv_wake_loop(tsk__insp_rt *in);
@@ -215,6 +255,16 @@ void tsk__mirror_warn(tsk__srv *s, srv_rt *r, const char *kind, const char *mess
 void tsk__render_head(tsk__jbuf *b, const char *type, const tsk__msg *req);
 /* Renders answers, each ending with '\n'. */
 void tsk__render_snapshot(tsk__srv *s, tsk__jbuf *b, const tsk__msg *req, int resync);
+/* A snapshot in three parts: everything before the task array's elements, the elements (the
+ * live tasks, TASK objects separated by commas), and everything after them. */
+void tsk__render_snapshot_head(tsk__srv *s, tsk__jbuf *b, const tsk__msg *req, int resync);
+void tsk__render_snapshot_tail(tsk__srv *s, tsk__jbuf *b);
+/* A task as a snapshot shows it, and its TASK object (tsk__render_task is the two; the second
+ * reads nothing but the record: any thread). tsk__mirror_recs copies the live tasks in a
+ * snapshot's order (at most max), returns how many. */
+void tsk__mirror_rec(const srv_task *t, srv_rec *r);
+void tsk__render_rec(tsk__jbuf *b, const srv_rec *r);
+size_t tsk__mirror_recs(tsk__srv *s, srv_rec *out, size_t max);
 void tsk__render_delta(tsk__srv *s, tsk__jbuf *b, srv_client *c);
 void tsk__render_task(tsk__srv *s, tsk__jbuf *b, const srv_task *t);
 /* The leak report document of the records kept, plus `pending` (a list, may be NULL). */
@@ -228,6 +278,19 @@ void tsk__render_runtime(tsk__srv *s, tsk__jbuf *b, srv_rt *r);
 int tsk__srv_listen(const tsk__options *o, char *path, size_t size);
 /* The peer's uid is ours or root's. */
 int tsk__srv_peer_allowed(int fd);
+
+/* bulk.c: large snapshots. tsk__bulk_snapshot answers a snapshot (req, or a resync when req is
+ * NULL; subscribe: req is a subscribe) for client c: at once when the mirror is small, else
+ * through the bulk thread (c's later lines then wait, as for a request to a loop thread).
+ * tsk__bulk_stop ends the thread (at the server's exit). */
+void tsk__bulk_snapshot(tsk__srv *s, srv_client *c, const tsk__msg *req, int subscribe);
+void tsk__bulk_client_gone(tsk__srv *s, srv_client *c);
+void tsk__bulk_stop(tsk__srv *s);
+/* Sends the content of the n buffers (one message, in order; taken from them) to c (server.c). */
+void tsk__srv_send(srv_client *c, tsk__jbuf *b, int is_delta);
+void tsk__srv_send_parts(srv_client *c, tsk__jbuf *parts, int n);
+/* The client's waiting request was answered: handle the lines that waited (server.c). */
+void tsk__srv_resume(srv_client *c);
 
 /* stall.c */
 int tsk__stall_init(tsk__srv *s);   /* installs the signal handler if the signal is free */

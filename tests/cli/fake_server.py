@@ -20,7 +20,8 @@ client's hello with version_mismatch), silent (never sends), close (closes at on
 garbage (answers are not JSON), notobject, notype, badhello (first message not a hello),
 badtypes (a snapshot field has the wrong type), partial (half a message, then close),
 big (a snapshot of `size` tasks), deep (a chain of `size` nested tasks), cycle (parent loop),
-empty (no tasks, no leaks).
+empty (no tasks, no leaks), raw (the snapshot answer is the bytes in `snapshot_text`, set by the
+test and changeable between requests, with @ID@ replaced by the request's id).
 """
 import argparse
 import json
@@ -170,6 +171,7 @@ class FakeServer:
         self._threads = []
         self._data = None
         self._lock = threading.Lock()
+        self.snapshot_text = b""  # scenario raw
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self):
@@ -341,7 +343,9 @@ class FakeServer:
         if s == "notype":
             self._send(conn, {"id": rid, "tasks": []})
             return
-        if mtype == "snapshot":
+        if mtype == "snapshot" and s == "raw":
+            self._send(conn, self.snapshot_text.replace(b"@ID@", str(rid).encode()))
+        elif mtype == "snapshot":
             d = dict(self.data())
             if s == "badtypes":
                 d = json.loads(json.dumps(d))

@@ -397,6 +397,171 @@ def test_ps_empty(env):
     check(r.json()["tasks"] == [], "empty JSON", r)
 
 
+# Large answers: a snapshot line of 64 KiB or more has its task array read by the CLI's fast
+# path (inspector/cli/fastjson.c), smaller ones by jansson alone. The same snapshot, padded past
+# that size with an unknown field at its end (after everything that is read, so error columns do
+# not move), must give byte for byte the same output, exit status and messages, valid or not.
+
+RAW_HEAD = ('{"type":"snapshot","id":@ID@,"time_ms":100000,"pid":%d,"program":"fakeapp",'
+            '"runtimes":[{"id":1,"thread":1,"tasks":{"ready":0,"running":0,"waiting":0,'
+            '"finished":0},"loop":{"iterations":1,"lag_ms":0.5,"stalled_ms":0,'
+            '"stalled_stack":null},"dropped_events":0}],')
+RAW_TAIL = ('"finished":[{"id":90,"parent":1,"runtime":1,"name":"gone","state":"done","error":0,'
+            '"error_name":null,"created_ms":1,"finished_ms":2}],"leaks":[],"warnings":[],'
+            '"stats":{"spawned":5,"finished":1,"dropped_events":0,"leaks":{"pending":0,'
+            '"destroyed_pending":0,"unretrieved_error":0}}')
+
+
+def raw_task(id, extra="", name='"t"', state='"waiting"', awaiting='{"kind":"future","id":7}'):
+    return ('{"id":%s,"parent":1,"runtime":1,"name":%s,"state":%s,"awaiting":%s,'
+            '"created_ms":98500,"first_run_ms":98501,"switches":3,"busy_ms":null,"group":null%s}'
+            % (id, name, state, awaiting, extra))
+
+
+def raw_tasks(*items):
+    return '"tasks":[' + ",".join(items) + "]"
+
+
+# (what, the "tasks" member and what is around it). Strings with every kind of escape (invalid
+# UTF-8 bytes are written as surrogate escapes: see large_answer_doc), keys written with
+# escapes, duplicate keys, unknown nested fields, reals, extreme integers; then wrong types, and
+# JSON that jansson refuses (the fast path must step aside for it).
+LARGE_ANSWER_CASES = [
+    ("plain", raw_tasks(raw_task(1, awaiting="null"), raw_task(3), raw_task(2))),
+    ("empty", raw_tasks()),
+    ("whitespace", '"tasks" :\t[ \r' + raw_task(1).replace(",", " ,\t").replace(":", " : ") +
+     " , " + raw_task(2) + " ] "),
+    ("escapes", raw_tasks(
+        raw_task(1, name=r'"a\"b\\c\/d\b\f\n\r\te"'),
+        raw_task(2, name=r'"\u00e9\u20ac\ud83d\ude00 \u001b[31m \u007f"'),
+        raw_task(3, name=r'"caf\u00e9 na\u00efve \u0000 after the NUL"'),
+        raw_task(4, name='"raw UTF-8: \\u00e9 \u00e9 \u20ac \U0001f600 \x7f"'),
+        raw_task(5, state=r'"w\u0061iting"', awaiting=r'{"kind":"\u0066uture","id":null}'))),
+    ("escaped keys", raw_tasks(
+        r'{"\u0069d":1,"n\u0061me":"k","st\u0061te":"ready","aw\u0061iting":null,'
+        r'"\"quoted\"":1,"switches":2}')),
+    ("duplicate keys", raw_tasks(raw_task(
+        1, extra=',"id":11,"name":"second","state":"ready","awaiting":null,"switches":9,'
+                 '"parent":null,"runtime":null'))),
+    ("nested unknown fields", raw_tasks(raw_task(
+        1, extra=r',"x":{"a":[1,2,{"b":"}]{[\\\""}],"c":[[],{}]},"y":[true,false,null,-1.5e3]'))),
+    ("numbers", raw_tasks(
+        raw_task(1, extra=',"created_ms":98000.25'),
+        raw_task(2, extra=',"created_ms":-0,"switches":9223372036854775807'),
+        raw_task(-9223372036854775808, extra=',"created_ms":1e2,"parent":-5'),
+        raw_task(4, extra=',"created_ms":0.000001,"runtime":0'),
+        raw_task(5, extra=',"created_ms":1.5E+3,"x":1e-400'),
+        raw_task(6, extra=',"created_ms":null,"switches":null,"parent":null'))),
+    ("deep unknown field", raw_tasks(raw_task(1, extra=',"deep":' + "[" * 300 + "]" * 300))),
+    # a server's order: by last change (mostly by id, the changed ones last), and any order
+    ("mostly sorted", raw_tasks(*[raw_task(i) for i in range(5, 250)],
+                                *[raw_task(i) for i in (3, 150, 1, 251, 2)])),
+    ("shuffled", raw_tasks(*[raw_task((i * 7919) % 250 + 1) for i in range(250)])),
+    ("duplicate top-level tasks", '"tasks":5,' + raw_tasks(raw_task(1))),
+    ("last tasks not an array", raw_tasks(raw_task(1)) + ',"tasks":"no"'),
+    ("escaped top-level key", r'"t\u0061sks":[' + raw_task(1) + "]"),
+    # the checks
+    ("not an object", raw_tasks(raw_task(1), '"two"')),
+    ("an array element", raw_tasks(raw_task(1), raw_task(2), "[1]")),
+    ("null element", raw_tasks("null")),
+    ("missing id", raw_tasks(raw_task(1), '{"state":"ready"}')),
+    ("real id", raw_tasks(raw_task("1.0"))),
+    ("string parent", raw_tasks(raw_task(1, extra=',"parent":"one"'))),
+    ("bool runtime", raw_tasks(raw_task(1, extra=',"runtime":true'))),
+    ("null state", raw_tasks(raw_task(1, state="null"))),
+    ("missing state", raw_tasks('{"id":1}')),
+    ("object name", raw_tasks(raw_task(1, name='{"a":1}'))),
+    ("array created", raw_tasks(raw_task(1, extra=',"created_ms":[1]'))),
+    ("string switches", raw_tasks(raw_task(1, extra=',"switches":"7"'))),
+    ("awaiting not an object", raw_tasks(raw_task(1, awaiting='"future"'))),
+    ("awaiting without kind", raw_tasks(raw_task(1, awaiting='{"id":1}'))),
+    ("awaiting real id", raw_tasks(raw_task(1, awaiting='{"kind":"task","id":1.5}'))),
+    ("duplicate ids", raw_tasks(raw_task(4), raw_task(2), raw_task(4))),
+    ("tasks not an array", '"tasks":{"id":1}'),
+    ("no tasks", '"tusks":[]'),
+    # JSON that jansson refuses
+    ("lone high surrogate", raw_tasks(raw_task(1, name=r'"\ud800x"'))),
+    ("lone low surrogate", raw_tasks(raw_task(1, name=r'"\udc00"'))),
+    ("bad second surrogate", raw_tasks(raw_task(1, name=r'"\ud800\u0041"'))),
+    ("bad escape", raw_tasks(raw_task(1, name=r'"\x41"'))),
+    ("short unicode escape", raw_tasks(raw_task(1, name=r'"\u12g4"'))),
+    ("NUL in a key", raw_tasks(raw_task(1, extra=r',"a\u0000b":1'))),
+    ("raw control character", raw_tasks(raw_task(1, name='"a\tb"'))),
+    ("invalid UTF-8", raw_tasks(raw_task(1, name='"\udcc3("'))),
+    ("overlong UTF-8", raw_tasks(raw_task(1, name='"\udcc0\udcaf"'))),
+    ("UTF-8 surrogate", raw_tasks(raw_task(1, name='"\udced\udca0\udc80"'))),
+    ("past U+10FFFF", raw_tasks(raw_task(1, name='"\udcf4\udc90\udc80\udc80"'))),
+    ("truncated UTF-8", raw_tasks(raw_task(1, name='"\udce2\udc82"'))),
+    ("integer overflow", raw_tasks(raw_task(9223372036854775808))),
+    ("negative overflow", raw_tasks(raw_task(-9223372036854775809))),
+    ("real overflow", raw_tasks(raw_task(1, extra=',"x":1e400'))),
+    ("long real overflow", raw_tasks(raw_task(1, extra=',"x":' + "9" * 320 + ".5"))),
+    ("leading zero", raw_tasks(raw_task("01"))),
+    ("bare minus", raw_tasks(raw_task(1, extra=',"x":-'))),
+    ("dot without digits", raw_tasks(raw_task(1, extra=',"x":1.'))),
+    ("trailing comma", raw_tasks(raw_task(1))[:-1] + ",]"),
+    ("trailing comma in a task", '"tasks":[' + raw_task(1)[:-1] + ",}]"),
+    ("bad literal", raw_tasks(raw_task(1, extra=',"x":nul'))),
+    ("literal with letters", raw_tasks(raw_task(1, extra=',"x":trueish'))),
+    ("missing colon", raw_tasks('{"id" 1,"state":"ready"}')),
+    ("unclosed array", '"tasks":[' + raw_task(1)),
+]
+
+
+def large_answer_doc(pid, middle, big):
+    doc = RAW_HEAD % pid + middle + "," + RAW_TAIL
+    if big:
+        doc += ',"zz_padding":"' + "x" * 70000 + '"'
+    return (doc + "}\n").encode("utf-8", "surrogateescape")
+
+
+def test_large_answers(env):
+    srv = env.server("raw")
+    pid = str(os.getpid())
+    valid = 0
+    for what, middle in LARGE_ANSWER_CASES:
+        for cmd in (["ps", pid, "--json"], ["ps", pid], ["tree", pid], ["tree", pid, "--json"],
+                    ["where", pid, "t"]):
+            res = []
+            for big in (False, True):
+                srv.snapshot_text = large_answer_doc(os.getpid(), middle, big)
+                check((len(srv.snapshot_text) >= 65536) == big,
+                      "%s: only the padded answer is large" % what)
+                res.append(env.run(*cmd))
+            small, large = res
+            check(small.rc == large.rc and small.out == large.out and small.err == large.err,
+                  "%s: `%s` differs between a small and a large answer:\nsmall %r\nlarge %r"
+                  % (what, " ".join(cmd), small, large))
+            check(small.rc >= 0, "%s: killed by a signal" % what, small)
+            valid += cmd[0] == "ps" and small.rc == 0
+    check(valid > 20, "most cases are valid snapshots (%d)" % valid)
+    # Some outputs checked for themselves (the comparison above only proves sameness).
+    cases = dict(LARGE_ANSWER_CASES)
+    srv.snapshot_text = large_answer_doc(os.getpid(), cases["escapes"], True)
+    r = env.run("ps", pid, "--json")
+    expect_rc(r, 0)
+    j = r.json()
+    names = [t["name"] for t in j["tasks"]]
+    check(names[:4] == ['a"b\\c/d\b\f\n\r\te', "\u00e9\u20ac\U0001f600 \x1b[31m \x7f",
+                        "caf\u00e9 na\u00efve ",
+                        "raw UTF-8: \u00e9 \u00e9 \u20ac \U0001f600 \x7f"], "decoded names", r)
+    check(j["tasks"][4]["state"] == "waiting" and
+          j["tasks"][4]["awaiting"] == {"kind": "future", "id": None}, "escaped values", r)
+    check('"name":"\u00e9\u20ac' in r.out and "\\u001B[31m" in r.out, "jansson's escapes", r)
+    srv.snapshot_text = large_answer_doc(os.getpid(), cases["numbers"], True)
+    r = env.run("ps", pid, "--json")
+    expect_rc(r, 0)
+    t = {x["id"]: x for x in r.json()["tasks"]}
+    check(t[1]["age_ms"] == 1999.75 and t[2]["switches"] == 9223372036854775807 and
+          t[-9223372036854775808]["age_ms"] == 99900 and t[6]["age_ms"] is None and
+          '"age_ms":99999.999999,' in r.out, "numbers", r)
+    srv.snapshot_text = large_answer_doc(os.getpid(), cases["string parent"], True)
+    r = env.run("ps", pid)
+    expect_rc(r, 3)
+    check("tasks[0].parent: expected an integer or null, got a string" in r.err, "message", r)
+    check(not env.violations(), "protocol violations: %s" % env.violations())
+
+
 # ------------------------------------------------------------------------------------------
 # tree
 # ------------------------------------------------------------------------------------------
@@ -911,7 +1076,7 @@ def test_e2e_demo(env, bindir):
 GROUPS = {
     "usage": [test_usage_errors, test_help_version],
     "list": [test_list_empty, test_list],
-    "ps": [test_ps, test_ps_empty],
+    "ps": [test_ps, test_ps_empty, test_large_answers],
     "tree": [test_tree, test_tree_cycle_and_deep],
     "where": [test_where],
     "leaks": [test_leaks, test_leaks_empty],

@@ -30,25 +30,13 @@
 
 #include <cmocka.h>
 
+#include "common/insp_fixture.h"
+
 #include "srv.h"
 #include "taskscope.h"
 
 #define NOINLINE __attribute__((noinline))
 
-static char g_tmp[256];
-static char g_sock[512];
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* the app                                                                                     */
@@ -136,25 +124,6 @@ typedef struct client {
   size_t len, cap;
   int eof;
 } client;
-
-static int raw_connect(void) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  struct sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  size_t n = strlen(g_sock);
-  if (n >= sizeof addr.sun_path) {
-    close(fd);
-    return -1;
-  }
-  memcpy(addr.sun_path, g_sock, n + 1);
-  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 static void cl_close(client *c) {
   if (c->fd >= 0) close(c->fd);
@@ -1217,19 +1186,8 @@ static void test_runtimes_come_and_go(void **state) {
   app_stop(&a);
 }
 
-static int remove_tree(const char *path) {
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-  return system(cmd);
-}
-
 int main(void) {
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/tsk-insp-XXXXXX");
-  if (!mkdtemp(g_tmp)) return 1;
-  setenv("XDG_RUNTIME_DIR", g_tmp, 1);
-  setenv("TASKSCOPE_OPTIONS", "report_text=off", 1);
-  snprintf(g_sock, sizeof g_sock, "%s/taskscope/%d.sock", g_tmp, (int)getpid());
-  signal(SIGPIPE, SIG_IGN);
+  if (insp_fixture_init("insp") != 0) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_permissions),
       cmocka_unit_test(test_hello_and_version),
@@ -1250,6 +1208,6 @@ int main(void) {
       cmocka_unit_test(test_insecure_directory),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
-  remove_tree(g_tmp);
+  insp_fixture_done();
   return rc;
 }
