@@ -8,8 +8,8 @@
  *                        functions, as tsk_yield is (so the one mispredicted return of every
  *                        switch between different call chains is in it)
  *
- * A shared VM's speed changes from minute to minute; the ratios to these floors do not, and
- * say how much the runtime adds to what the hardware costs anyway.
+ * The ratios to these floors say how much the runtime adds to what the hardware costs anyway
+ * (useful on a shared VM whose speed changes from minute to minute).
  */
 #ifndef TASKSCOPE_BENCH_FLOOR_H
 #define TASKSCOPE_BENCH_FLOOR_H
