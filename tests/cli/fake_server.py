@@ -237,7 +237,13 @@ class FakeServer:
             data = bytes(obj)
         else:
             data = (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-        conn.sendall(data)
+        # The connection polls with a 0.1 s timeout for reading (_lines); a big answer to a slow
+        # reader (a sanitizer build parsing as it reads) needs far longer to go out.
+        conn.settimeout(60)
+        try:
+            conn.sendall(data)
+        finally:
+            conn.settimeout(0.1)
 
     def _violation(self, what):
         self.violations.append(what)
