@@ -10,8 +10,8 @@
  *   timer_churn_ns  a wait with a 1 s timeout that is satisfied first, ns per cycle
  *   inspector_ps_ms, inspector_max_lag_ms, inspector_subscribed_overhead
  *                   what an attached inspector costs the application (inspector_bench.c)
- *   io_overhead_pct what instrumentation costs an I/O-bound program: TCP echo on loopback,
- *                   instrumented against backtrace=off:socket=off (io_bench.c)
+ *   io_overhead_pct what instrumentation costs an I/O-bound program: TCP echo on loopback in a
+ *                   runtime instrumented as by default against a plain one (io_bench.c)
  * and, with spawn_join_ns and switch_ns, the machine's floor for them (floor_bench.c): the bare
  * context switch, so that the figures can be read as ratios on a VM whose speed varies.
  * then runs the peers found in the bench-peers directory (python asyncio, asyncio in debug mode,
@@ -53,7 +53,6 @@ extern char **environ;
 typedef struct options {
   int quick;
   int no_peers;
-  int io_child;          /* --io-child: only io_bench_child (io_overhead_pct runs it) */
   const char *only;      /* NULL: every figure */
   const char *peers_dir; /* NULL: <dir of the executable>/../bench-peers */
   size_t pending;        /* tasks in the pending_bytes figure */
@@ -809,8 +808,8 @@ static void env_free(env_list_t *e) {
 /* Runs argv (argv[0] an absolute path) in cwd with envp, capturing stdout (stderr is inherited),
  * killing its whole process group after timeout_s. Returns 0 when it ran to an exit status (in
  * *status), -1 with why[] otherwise. *out is a malloc'd NUL-terminated string. */
-int bench_run_capture(char *const argv[], char *const envp[], const char *cwd, int timeout_s,
-                      char **out, int *status, char *why, size_t whylen) {
+static int run_capture(char *const argv[], char *const envp[], const char *cwd, int timeout_s,
+                       char **out, int *status, char *why, size_t whylen) {
   int fds[2];
   size_t len = 0, cap = 4096;
   char *buf = malloc(cap);
@@ -945,7 +944,7 @@ static void run_peer(peer_t *p, char *const argv[], char *const envp[], const ch
   printf("# running %s:", p->label);
   for (int i = 0; argv[i] != NULL; i++) printf(" %s", argv[i]);
   printf("\n");
-  if (bench_run_capture(argv, envp, cwd, opts.peer_timeout_s, &out, &st, why, sizeof why) != 0) {
+  if (run_capture(argv, envp, cwd, opts.peer_timeout_s, &out, &st, why, sizeof why) != 0) {
     if (out != NULL) parse_peer_output(p, out);
     snprintf(p->status, sizeof p->status, "failed (%s)", why);
     free(out);
@@ -1021,8 +1020,7 @@ static void run_go_peer(peer_t *p, const char *dir, const char *go, const char *
   int st = 0;
   char why[200];
   printf("# building go peer: %s build -o %s %s\n", go, bin, src);
-  if (bench_run_capture(build_argv, env.v, tmp, opts.peer_timeout_s, &out, &st, why,
-                        sizeof why) != 0) {
+  if (run_capture(build_argv, env.v, tmp, opts.peer_timeout_s, &out, &st, why, sizeof why) != 0) {
     snprintf(p->status, sizeof p->status, "skipped (go build %s)", why);
   } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     describe_status(st, why, sizeof why);
@@ -1222,8 +1220,7 @@ static int parse_args(int argc, char **argv) {
       opts.quick = 1;
     } else if (strcmp(a, "--no-peers") == 0) {
       opts.no_peers = 1;
-    } else if (strcmp(a, "--io-child") == 0) {
-      opts.io_child = 1;
+
     } else if (strcmp(a, "--pending") == 0 && val != NULL) {
       if (parse_size(val, &sz) != 0 || sz == 0) {
         fprintf(stderr, "taskscope-bench: --pending wants a positive count, not '%s'\n", val);
@@ -1272,7 +1269,6 @@ static int parse_args(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   if (parse_args(argc, argv) != 0) return 2;
-  if (opts.io_child) return io_bench_child(opts.quick);
   setvbuf(stdout, NULL, _IOLBF, 0);
   signal(SIGALRM, watchdog_fired);
   signal(SIGPIPE, SIG_IGN);

@@ -11,13 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
-#define IO_CLIENTS 32
+#define IO_CLIENTS 8
 #define IO_MSG 64
 
 typedef struct io_ctx {
@@ -122,83 +119,97 @@ static int io_main(void *arg) {
   return 0;
 }
 
-int io_bench_child(int quick) {
+/* One run in a new runtime made with the options as they are now; its wall time in *ms. */
+static int run_once(int quick, double *ms, char *err, size_t errlen) {
   io_ctx c;
   memset(&c, 0, sizeof c);
   c.rounds = quick ? 300 : 1500;
   tsk_runtime_t *rt;
-  if (tsk_runtime_new(&rt) != 0) return 1;
+  int rc = tsk_runtime_new(&rt);
+  if (rc != 0) {
+    snprintf(err, errlen, "tsk_runtime_new: %s", tsk_strerror(rc));
+    return -1;
+  }
   uint64_t t0 = now_ns();
-  int rc = tsk_run_main(rt, "io-bench", io_main, &c, NULL);
+  rc = tsk_run_main(rt, "io-bench", io_main, &c, NULL);
   uint64_t t1 = now_ns();
   tsk_runtime_close(rt);
   if (rc != 0 || c.failures) {
-    fprintf(stderr, "io bench: %s\n", c.failures ? c.first_error : tsk_strerror(rc));
-    return 1;
-  }
-  printf("io_echo_ms: %.1f ms (%d clients x %d round trips of %d bytes)\n",
-         (double)(t1 - t0) / 1e6, IO_CLIENTS, c.rounds, IO_MSG);
-  return 0;
-}
-
-/* The environment with TASKSCOPE_OPTIONS replaced by options (malloc'd array and strings). */
-static char **env_with(const char *options) {
-  size_t n = 0;
-  while (environ[n]) n++;
-  char **env = calloc(n + 2, sizeof *env);
-  if (!env) return NULL;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "TASKSCOPE_OPTIONS=", 18) != 0) env[k++] = strdup(environ[i]);
-  if (asprintf(&env[k], "TASKSCOPE_OPTIONS=%s", options) < 0) env[k] = NULL;
-  return env;
-}
-
-static void env_free(char **env) {
-  for (size_t i = 0; env && env[i]; i++) free(env[i]);
-  free(env);
-}
-
-/* One child run under options; its io_echo_ms in *ms. 0 or -1 (printed). */
-static int run_child(const char *options, int quick, double *ms) {
-  char exe[4096];
-  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (len <= 0) return -1;
-  exe[len] = '\0';
-  char *argv[] = {exe, "--io-child", quick ? "--quick" : NULL, NULL};
-  char **env = env_with(options);
-  char *out = NULL, why[160];
-  int status = 0;
-  int rc = env ? bench_run_capture(argv, env, NULL, 300, &out, &status, why, sizeof why) : -1;
-  env_free(env);
-  const char *line = out ? strstr(out, "io_echo_ms: ") : NULL;
-  if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !line ||
-      sscanf(line, "io_echo_ms: %lf", ms) != 1) {
-    printf("io_overhead_pct: error (the child with TASKSCOPE_OPTIONS=%s failed: %s)\n", options,
-           rc != 0 ? why : "no figure (its stderr is above)");
-    free(out);
+    snprintf(err, errlen, "%s", c.failures ? c.first_error : tsk_strerror(rc));
     return -1;
   }
-  free(out);
+  *ms = (double)(t1 - t0) / 1e6;
   return 0;
+}
+
+/* Sets backtrace and socket for the runtimes made from now on. */
+static int set_mode(const char *backtrace, const char *socket, char *err, size_t errlen) {
+  int rc = tsk_options_set("backtrace", backtrace, err, errlen);
+  if (rc == 0) rc = tsk_options_set("socket", socket, err, errlen);
+  return rc;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The current value of an option as tsk_options_get lists it ("key=value:..."), or dflt. */
+static void option_value(const char *key, const char *dflt, char *out, size_t len) {
+  char all[8192], pat[64];
+  snprintf(out, len, "%s", dflt);
+  if (tsk_options_get(all, sizeof all) < 0) return;
+  snprintf(pat, sizeof pat, "%s=", key);
+  for (char *p = all; (p = strstr(p, pat)) != NULL; p++) {
+    if (p != all && p[-1] != ':') continue;
+    p += strlen(pat);
+    size_t n = strcspn(p, ":");
+    if (n < len) {
+      memcpy(out, p, n);
+      out[n] = 0;
+    }
+    return;
+  }
 }
 
 int io_bench_overhead(int quick) {
-  static const char *const options[2] = {"backtrace=off:socket=off", /* plain */
-                                         "backtrace=spawn:socket=auto"}; /* instrumented */
-  double best[2] = {-1, -1};
-  for (int round = 0; round < (quick ? 2 : 4); round++) {
-    for (int on = 0; on < 2; on++) {
-      double ms;
-      if (run_child(options[on], quick, &ms) != 0) return 1;
-      if (best[on] < 0 || ms < best[on]) best[on] = ms;
+  enum { MAX_ROUNDS = 10 };
+  int rounds = quick ? 3 : MAX_ROUNDS;
+  char saved_bt[64], saved_sock[512], err[256];
+  option_value("backtrace", "spawn", saved_bt, sizeof saved_bt);
+  option_value("socket", "auto", saved_sock, sizeof saved_sock);
+  if (strcmp(saved_sock, "off") == 0) snprintf(saved_sock, sizeof saved_sock, "auto");
+  double best[2] = {-1, -1}, ratio[MAX_ROUNDS];
+  for (int round = 0; round < rounds; round++) {
+    double ms[2];
+    /* Alternate which goes first, so that a drift of the machine's speed favours neither. */
+    for (int k = 0; k < 2; k++) {
+      int on = (round + k) % 2;
+      int rc = on ? set_mode("spawn", saved_sock, err, sizeof err)
+                  : set_mode("off", "off", err, sizeof err);
+      if (rc == 0 && run_once(quick, &ms[on], err, sizeof err) != 0) rc = -1;
+      if (rc != 0) {
+        set_mode(saved_bt, saved_sock, err, sizeof err);
+        printf("io_overhead_pct: error (%s)\n", err);
+        return 1;
+      }
+      if (best[on] < 0 || ms[on] < best[on]) best[on] = ms[on];
     }
+    ratio[round] = ms[1] / ms[0];
   }
-  double pct = (best[1] / best[0] - 1.0) * 100.0;
-  printf("io_echo_plain_ms: %.1f ms (%s)\n", best[0], options[0]);
-  printf("io_echo_instrumented_ms: %.1f ms (%s)\n", best[1], options[1]);
-  printf("io_overhead_pct: %.1f %% (instrumented / plain - 1, best of %d each; target <= 3: %s)\n",
-         pct, quick ? 2 : 4, pct <= 3.0 ? "met" : "not met");
+  set_mode(saved_bt, saved_sock, err, sizeof err);
+  qsort(ratio, (size_t)rounds, sizeof ratio[0], cmp_double);
+  double median = rounds % 2 ? ratio[rounds / 2] : (ratio[rounds / 2 - 1] + ratio[rounds / 2]) / 2;
+  double pct = (median - 1.0) * 100.0;
+  printf("io_echo_plain_ms: %.1f ms (backtrace=off, socket=off; best of %d)\n", best[0], rounds);
+  printf("io_echo_instrumented_ms: %.1f ms (backtrace=spawn, socket=%s; best of %d)\n", best[1],
+         saved_sock, rounds);
+  printf("io_overhead_pct: %.1f %% (median of %d paired runs, instrumented / plain - 1; best / best "
+         "- 1: %.1f %%; target <= 3: %s)\n",
+         pct, rounds, (best[1] / best[0] - 1.0) * 100.0, pct <= 3.0 ? "met" : "not met");
+  printf("# io_overhead_pct: paired ratios");
+  for (int i = 0; i < rounds; i++) printf(" %.3f", ratio[i]);
+  printf("\n");
   fflush(stdout);
   return 0;
 }
