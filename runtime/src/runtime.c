@@ -202,51 +202,58 @@ static inline void check_stack(tsk__task *t) {
   if (TSK__UNLIKELY((char *)__builtin_frame_address(0) < t->stack->base + 512)) stack_overflow(t);
 }
 
-/* tsk_yield's handoff to next. The switch is its last call (a sibling call: tsk_yield allows
- * them), so that its return goes straight back to tsk_yield's caller: no frame of tsk_yield is
- * left to unwind after the switch. AddressSanitizer builds need a step after the switch. */
-static inline int yield_to(tsk_runtime_t *rt, tsk__task *t, tsk__task *next) {
-#ifdef TSK__ASAN
-  switch_to_task(rt, &t->ctx, next);
+/* Every yield the fast path below does not take: a pending cancellation, the batch used up,
+ * busy-time accounting, a next task that never ran, AddressSanitizer builds. */
+static __attribute__((noinline)) int yield_slow(tsk__task *t) {
+  int rc = tsk__take_cancel(t);
+  if (TSK__UNLIKELY(rc)) return rc;
+  tsk_runtime_t *rt = t->rt;
+  if (rt->batch_left > 0 && !rt->ready_head) {
+    rt->batch_left--;
+    return 0; /* nobody else is ready: keep running */
+  }
+  tsk__make_ready(t);
+  tsk__switch_to_scheduler(t);
   return 0;
-#else
-  enter_task(rt, next);
-  if (TSK__LIKELY(tsk__ctx_started(&next->ctx))) return tsk__ctx_switch(&t->ctx, &next->ctx);
-  start_task(&t->ctx, next);
-  return 0;
-#endif
 }
 
 /* The hottest path of all, so it does in one place what tsk__make_ready and
  * tsk__switch_to_scheduler would do: the next ready task leaves the head of the queue, the
  * caller joins its tail, and control passes directly (a task only runs inside the loop's idle
- * pass, so the idle handle is active and the batch counter is live). */
+ * pass, so the idle handle is active and the batch counter is live). It calls nothing but the
+ * switch, as its last call (a sibling call, which this function allows): no register to save,
+ * and the switch returns straight to tsk_yield's caller. Everything else is yield_slow's. */
 __attribute__((optimize("optimize-sibling-calls"))) int tsk_yield(void) {
   tsk__task *t = tsk__current;
   if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
-  int rc = tsk__take_cancel(t);
-  if (TSK__UNLIKELY(rc)) return rc;
   tsk_runtime_t *rt = t->rt;
-  if (TSK__LIKELY(rt->batch_left > 0)) {
-    rt->batch_left--;
-    tsk__task *next = rt->ready_head;
-    if (!next) return 0; /* nobody else is ready: keep running */
-    rt->ready_head = next->next_ready;
-    next->in_ready = 0;
-    t->in_ready = 1;
-    t->state = TSK_TASK_READY;
-    t->next_ready = NULL;
-    if (rt->ready_head)
-      rt->ready_tail->next_ready = t;
-    else
-      rt->ready_head = t;
-    rt->ready_tail = t;
-    check_stack(t);
-    return yield_to(rt, t, next);
-  }
-  tsk__make_ready(t);
-  tsk__switch_to_scheduler(t);
-  return 0;
+  tsk__task *next = rt->ready_head;
+#ifdef TSK__ASAN
+  int fast = 0;
+#else
+  int fast = 1;
+#endif
+  if (TSK__UNLIKELY(!fast || t->cancel_requested || rt->batch_left <= 0 || !next ||
+                    !tsk__ctx_started(&next->ctx) || rt->busy_time))
+    return yield_slow(t);
+  rt->batch_left--;
+  rt->ready_head = next->next_ready;
+  next->in_ready = 0;
+  t->in_ready = 1;
+  t->state = TSK_TASK_READY;
+  t->next_ready = NULL;
+  if (rt->ready_head)
+    rt->ready_tail->next_ready = t;
+  else
+    rt->ready_head = t;
+  rt->ready_tail = t;
+  check_stack(t);
+  next->state = TSK_TASK_RUNNING;
+  next->switches++;
+  rt->stats.switches++;
+  rt->current = next;
+  tsk__current = next;
+  return tsk__ctx_switch(&t->ctx, &next->ctx);
 }
 
 void tsk__switch_to_scheduler(tsk__task *t) {
