@@ -4,8 +4,8 @@
  *
  *   inspector_ps_ms        100 000 tasks wait on one event in a runtime on the bench's main
  *                          thread; a helper thread runs `taskscope ps PID --json` (the CLI next
- *                          to this executable, started with posix_spawn, its output drained
- *                          through a pipe) several times; median wall time to exit status 0.
+ *                          to this executable, started with posix_spawn, its output into a
+ *                          temporary file) several times; median wall time to exit status 0.
  *                          Also the size of the answer (the --json output, and the server's own
  *                          `snapshot` message read over a direct connection).
  *   inspector_max_lag_ms   meanwhile a 1 ms repeating uv_timer on the app's loop measures how
@@ -384,29 +384,55 @@ static int conn_snapshot(conn_t *c, int id, size_t *bytes, long long *waiting,
 
 /* ---------------------------------------------------------------------------------------------
  * Running `taskscope ps TARGET --json` (posix_spawn: no fork of a process holding 100 000
- * task stacks; stdout and stderr drained through pipes)
+ * task stacks). Its stdout goes to an unlinked temporary file, not through a pipe into this
+ * process: a real user's `taskscope ps PID --json > out.json` has no thread of the application
+ * read 14 MB meanwhile, so the bench's does not either (it reads the file once the runs are
+ * over). stderr comes through a pipe (a few lines at most).
  * ------------------------------------------------------------------------------------------- */
 typedef struct cli_run {
   int status;        /* waitpid status */
   double ms;         /* spawn to exit */
   double cpu_ms;     /* the CLI's user + system CPU time */
-  char *out;         /* stdout, NUL-terminated (malloc'd) */
+  int out_fd;        /* stdout: an unlinked temporary file (the caller closes it), or -1 */
   size_t out_len;
   char err[400];     /* the start of stderr */
 } cli_run_t;
 
+/* An unlinked temporary file, or -1. */
+static int temp_file(void) {
+  int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  char path[] = "/tmp/taskscope-bench-XXXXXX";
+  fd = mkostemp(path, O_CLOEXEC);
+  if (fd >= 0) unlink(path);
+  return fd;
+}
+
+/* The whole content of fd (NUL-terminated, malloc'd), or NULL. */
+static char *read_all(int fd, size_t len) {
+  char *buf = malloc(len + 1);
+  if (buf == NULL) return NULL;
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  buf[got] = '\0';
+  return buf;
+}
+
 static int run_cli(const char *cli, const char *target, int timeout_s, cli_run_t *r, char *why,
                    size_t whylen) {
-  int outp[2] = {-1, -1}, errp[2] = {-1, -1};
-  size_t cap = 1u << 20, err_len = 0;
+  int errp[2] = {-1, -1};
+  size_t err_len = 0;
   memset(r, 0, sizeof *r);
-  r->out = malloc(cap);
-  if (r->out == NULL || pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
-    snprintf(why, whylen, "pipe: %s", strerror(errno));
-    for (int i = 0; i < 2; i++) {
-      if (outp[i] >= 0) close(outp[i]);
-      if (errp[i] >= 0) close(errp[i]);
-    }
+  r->out_fd = temp_file();
+  if (r->out_fd < 0 || pipe2(errp, O_CLOEXEC) != 0) {
+    snprintf(why, whylen, "temporary file or pipe: %s", strerror(errno));
+    if (r->out_fd >= 0) close(r->out_fd);
+    r->out_fd = -1;
     return -1;
   }
   posix_spawn_file_actions_t fa;
@@ -414,7 +440,7 @@ static int run_cli(const char *cli, const char *target, int timeout_s, cli_run_t
   sigset_t def, mask;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, r->out_fd, 1);
   posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
   posix_spawnattr_init(&at);
   sigemptyset(&def);
@@ -429,67 +455,41 @@ static int run_cli(const char *cli, const char *target, int timeout_s, cli_run_t
   int rc = posix_spawn(&pid, cli, &fa, &at, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
-  close(outp[1]);
   close(errp[1]);
   if (rc != 0) {
-    snprintf(why, whylen, "posix_spawn %s: %s", cli, strerror(rc));
-    close(outp[0]);
+    snprintf(why, whylen, "posix_spawn %.200s: %s", cli, strerror(rc));
     close(errp[0]);
     return -1;
   }
 
   uint64_t deadline = t0 + (uint64_t)timeout_s * 1000000000u;
-  int open_fds = 2, timed_out = 0;
-  struct pollfd pfd[2] = {{.fd = outp[0], .events = POLLIN}, {.fd = errp[0], .events = POLLIN}};
-  while (open_fds > 0) {
+  int timed_out = 0;
+  struct pollfd pfd = {.fd = errp[0], .events = POLLIN};
+  while (pfd.fd >= 0) {
     uint64_t now = mono_ns();
     if (now >= deadline) {
       timed_out = 1;
       kill(pid, SIGKILL);
       break;
     }
-    int pr = poll(pfd, 2, (int)((deadline - now) / 1000000u) + 1);
+    int pr = poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
     if (pr < 0 && errno != EINTR) break;
     if (pr <= 0) continue;
-    for (int i = 0; i < 2; i++) {
-      if (pfd[i].fd < 0 || pfd[i].revents == 0) continue;
-      char tmp[65536];
-      char *dst = tmp;
-      size_t room = sizeof tmp;
-      if (i == 0) {
-        if (cap - r->out_len < 65536 + 1) {
-          char *nb = realloc(r->out, cap * 2);
-          if (nb != NULL) {
-            r->out = nb;
-            cap *= 2;
-          }
-        }
-        if (cap - r->out_len >= 65536 + 1) {
-          dst = r->out + r->out_len;
-          room = 65536;
-        }
-      }
-      ssize_t n = read(pfd[i].fd, dst, room);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        close(pfd[i].fd);
-        pfd[i].fd = -1;
-        open_fds--;
-        continue;
-      }
-      if (i == 0) {
-        if (dst != tmp) r->out_len += (size_t)n; /* else: no memory, not kept */
-      } else if (err_len + 1 < sizeof r->err) {
-        size_t k = (size_t)n < sizeof r->err - 1 - err_len ? (size_t)n : sizeof r->err - 1 - err_len;
-        memcpy(r->err + err_len, tmp, k);
-        err_len += k;
-      }
+    char tmp[4096];
+    ssize_t n = read(pfd.fd, tmp, sizeof tmp);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      close(pfd.fd);
+      pfd.fd = -1;
+      continue;
+    }
+    if (err_len + 1 < sizeof r->err) {
+      size_t k = (size_t)n < sizeof r->err - 1 - err_len ? (size_t)n : sizeof r->err - 1 - err_len;
+      memcpy(r->err + err_len, tmp, k);
+      err_len += k;
     }
   }
-  for (int i = 0; i < 2; i++) {
-    if (pfd[i].fd >= 0) close(pfd[i].fd);
-  }
-  r->out[r->out_len] = '\0';
+  if (pfd.fd >= 0) close(pfd.fd);
   r->err[err_len] = '\0';
   struct rusage ru;
   memset(&ru, 0, sizeof ru);
@@ -498,6 +498,8 @@ static int run_cli(const char *cli, const char *target, int timeout_s, cli_run_t
   r->cpu_ms = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
   r->ms = ms_of(mono_ns() - t0);
+  struct stat st;
+  if (fstat(r->out_fd, &st) == 0) r->out_len = (size_t)st.st_size;
   if (timed_out) {
     snprintf(why, whylen, "killed after %d s", timeout_s);
     return -1;
@@ -771,11 +773,13 @@ static void *ps_helper(void *arg) {
   /* 4. The CLI, c->runs times. */
   lag_phase_set(&c->lag, PH_PS);
   uint64_t p0 = mono_ns();
+  int last_out = -1; /* the last run's output, read once the runs are over */
   for (int i = 0; i < c->runs; i++) {
     cli_run_t r;
     if (run_cli(c->cli, c->target, 60, &r, why, sizeof why) != 0) {
       snprintf(c->error, sizeof c->error, "taskscope ps run %d: %s", i + 1, why);
-      free(r.out);
+      if (r.out_fd >= 0) close(r.out_fd);
+      if (last_out >= 0) close(last_out);
       goto fail;
     }
     if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
@@ -785,19 +789,24 @@ static void *ps_helper(void *arg) {
                WIFEXITED(r.status) ? "exit status" : "signal",
                WIFEXITED(r.status) ? WEXITSTATUS(r.status) : WTERMSIG(r.status),
                r.err[0] ? r.err : "no message");
-      free(r.out);
+      close(r.out_fd);
+      if (last_out >= 0) close(last_out);
       goto fail;
     }
     c->ps_cpu_ms[c->ps_done] = r.cpu_ms;
     c->ps_ms[c->ps_done++] = r.ms;
     c->ps_bytes = r.out_len;
-    c->ps_live = json_int_after(r.out, "\"counts\"", "live");
-    c->ps_waiting = json_int_after(r.out, "\"counts\"", "waiting");
-    free(r.out);
+    if (last_out >= 0) close(last_out);
+    last_out = r.out_fd;
     if (c->ps_done >= c->min_runs && ms_of(mono_ns() - p0) + r.ms > c->ps_budget_ms) break;
   }
   c->ps_window_ms = ms_of(mono_ns() - p0);
   lag_phase_set(&c->lag, PH_DONE);
+  char *out = last_out >= 0 ? read_all(last_out, c->ps_bytes) : NULL;
+  if (last_out >= 0) close(last_out);
+  c->ps_live = out ? json_int_after(out, "\"counts\"", "live") : -1;
+  c->ps_waiting = out ? json_int_after(out, "\"counts\"", "waiting") : -1;
+  free(out);
   atomic_store(&c->helper_done, 1);
   return NULL;
 
