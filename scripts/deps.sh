@@ -8,7 +8,8 @@ required=(build-essential cmake pkg-config libuv1-dev libunwind-dev libdw-dev li
           libcmocka-dev libncurses-dev tmux)
 # Tools some tests need; without them those tests are skipped (ctest status 77): python3 (the
 # CLI and `taskscope check` tests), nodejs and npm (the SARIF schema check), the aarch64 cross
-# compiler and qemu-user (the aarch64 context switch), clang with libFuzzer (the fuzz test).
+# compiler and qemu-user (the aarch64 context switch), clang with libFuzzer (the fuzz test;
+# CI also builds and tests everything with clang).
 # Optional for a developer; required in CI (CI set, and not 0/false/no), where scripts/test.sh
 # fails on a skip.
 test_tools=(python3 nodejs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang

@@ -2,6 +2,7 @@
 # Builds taskscope and runs the whole test suite (ctest). Installs missing packages first.
 #   scripts/test.sh                                       # build/ (RelWithDebInfo)
 #   TASKSCOPE_SANITIZE=address,undefined scripts/test.sh  # build-asan/ with sanitizers
+#   CC=clang TASKSCOPE_BUILD_DIR=build-clang scripts/test.sh  # another compiler, its own tree
 # Extra arguments go to ctest, e.g. scripts/test.sh -R test_spawn
 # With CI set (not 0/false/no), a skipped test (a missing tool) fails the run.
 set -euo pipefail
@@ -18,6 +19,9 @@ if [ -n "${TASKSCOPE_SANITIZE:-}" ]; then
   cmake_args+=("-DTASKSCOPE_SANITIZE=${TASKSCOPE_SANITIZE}" -DTASKSCOPE_WERROR=OFF)
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
+
+# Another compiler (CC=clang) needs its own build directory: TASKSCOPE_BUILD_DIR=build-clang.
+build_dir=${TASKSCOPE_BUILD_DIR:-$build_dir}
 
 echo "+ cmake -S . -B $build_dir ${cmake_args[*]}"
 cmake -S . -B "$build_dir" "${cmake_args[@]}"

@@ -16,6 +16,15 @@
 #define TSK__LIKELY(x) __builtin_expect(!!(x), 1)
 #define TSK__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* Lets a function end in a jump to its last call (a sibling call) although the build turns
+ * them off everywhere else (-fno-optimize-sibling-calls keeps users' backtraces whole). Used
+ * only where the last call is the context switch. GCC only: with clang it stays a call. */
+#if defined(__clang__)
+#define TSK__SIBLING_CALLS
+#else
+#define TSK__SIBLING_CALLS __attribute__((optimize("optimize-sibling-calls")))
+#endif
+
 /* ---- intrusive doubly linked list (circular, with a head node) ---- */
 typedef struct tsk__list {
   struct tsk__list *next, *prev;

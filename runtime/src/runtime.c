@@ -223,7 +223,7 @@ static __attribute__((noinline)) int yield_slow(tsk__task *t) {
  * pass, so the idle handle is active and the batch counter is live). It calls nothing but the
  * switch, as its last call (a sibling call, which this function allows): no register to save,
  * and the switch returns straight to tsk_yield's caller. Everything else is yield_slow's. */
-__attribute__((optimize("optimize-sibling-calls"))) int tsk_yield(void) {
+TSK__SIBLING_CALLS int tsk_yield(void) {
   tsk__task *t = tsk__current;
   if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
   tsk_runtime_t *rt = t->rt;
@@ -258,7 +258,7 @@ __attribute__((optimize("optimize-sibling-calls"))) int tsk_yield(void) {
 
 /* Sibling calls allowed: the switch is the last call on every path (but in AddressSanitizer
  * builds), so it is a jump and the switch returns straight to the caller. */
-__attribute__((optimize("optimize-sibling-calls"))) void tsk__switch_to_scheduler(tsk__task *t) {
+TSK__SIBLING_CALLS void tsk__switch_to_scheduler(tsk__task *t) {
   check_stack(t);
   tsk_runtime_t *rt = t->rt;
   if (rt->batch_left > 0) {

@@ -27,6 +27,7 @@
 #include <libelf.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -264,10 +265,54 @@ static int mapped_cb(struct dl_phdr_info *info, size_t size, void *data) {
 
 static int in_loaded_object(uintptr_t pc) { return dl_iterate_phdr(mapped_cb, &pc) != 0; }
 
+/* The compilation unit holding pc. libdwfl finds it through .debug_aranges, which clang does
+ * not emit by default (and libdw before 0.191 does not build them from the units' own ranges);
+ * with some units covered and others not (gcc's and clang's objects in one program) it answers
+ * with the nearest covered unit instead. So its answer is checked, and else each unit's
+ * address ranges are looked at in turn. NULL if none holds pc. */
+static Dwarf_Die *cu_of(Dwfl_Module *mod, Dwarf_Addr pc, Dwarf_Addr *bias) {
+  Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, bias);
+  if (cu && dwarf_haspc(cu, pc - *bias) == 1) return cu;
+  cu = NULL;
+  while ((cu = dwfl_module_nextcu(mod, cu, bias)) != NULL)
+    if (dwarf_haspc(cu, pc - *bias) == 1) return cu;
+  return NULL;
+}
+
+/* For an address whose row says line 0 (code the compiler could not attribute to one line:
+ * clang emits such rows, e.g. for a call shared by two branches): the line of the closest row
+ * before it in the same sequence that has one, as objdump -l shows. 0 if there is none. */
+static int line_before(Dwarf_Die *cu, Dwarf_Addr addr, const char **file) {
+  Dwarf_Lines *lines;
+  size_t n;
+  if (dwarf_getsrclines(cu, &lines, &n) != 0) return 0;
+  int best_line = 0;
+  Dwarf_Addr best_addr = 0;
+  const char *best_file = NULL;
+  for (size_t i = 0; i < n; i++) {
+    Dwarf_Line *l = dwarf_onesrcline(lines, i);
+    Dwarf_Addr a;
+    int line;
+    bool end;
+    if (!l || dwarf_lineaddr(l, &a) != 0 || dwarf_lineno(l, &line) != 0) continue;
+    if (dwarf_lineendsequence(l, &end) == 0 && end) {
+      if (a > addr && best_line) break; /* the sequence holding addr has ended */
+      best_line = 0;                    /* a row of another sequence is no answer */
+      continue;
+    }
+    if (a > addr) break; /* rows are sorted by address within the table */
+    if (line > 0 && a >= best_addr) {
+      best_addr = a;
+      best_line = line;
+      best_file = dwarf_linesrc(l, NULL, NULL);
+    }
+  }
+  if (best_line && best_file) *file = best_file;
+  return best_file ? best_line : 0;
+}
+
 /* The innermost function (inlined or not) whose code holds pc, per DWARF; NULL if unknown. */
-static const char *dwarf_function(Dwfl_Module *mod, Dwarf_Addr pc) {
-  Dwarf_Addr bias = 0;
-  Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias);
+static const char *dwarf_function(Dwarf_Die *cu, Dwarf_Addr bias, Dwarf_Addr pc) {
   if (!cu) return NULL;
   Dwarf_Die *scopes = NULL;
   int n = dwarf_getscopes(cu, pc - bias, &scopes);
@@ -302,9 +347,13 @@ static int resolve(uintptr_t ip, tsk__frame_info *fi) {
     GElf_Sym sym;
     symbol = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
     if (symbol) fi->sym_offset = (uintptr_t)off + 1;
-    function = dwarf_function(mod, pc);
-    Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
-    if (line) file = dwfl_lineinfo(line, NULL, &fi->line, NULL, NULL, NULL);
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = cu_of(mod, pc, &bias);
+    function = dwarf_function(cu, bias, pc);
+    /* The line from that unit's own line table (not dwfl_module_getsrc: see cu_of). */
+    Dwarf_Line *l = cu ? dwarf_getsrc_die(cu, pc - bias) : NULL;
+    if (l && (file = dwarf_linesrc(l, NULL, NULL)) != NULL) dwarf_lineno(l, &fi->line);
+    if (file && fi->line == 0) fi->line = line_before(cu, pc - bias, &file);
     if (!file) fi->line = 0;
   }
   if ((!symbol || !module) && in_loaded_object(pc)) {

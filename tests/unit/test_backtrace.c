@@ -25,7 +25,11 @@
 #include "internal.h"
 #include "leak.h" /* tsk__report_put_frame: how reports print a frame */ /* a task's saved context and stack: not observable through the public API */
 
+#if defined(__clang__)
+#define NOINLINE __attribute__((noinline)) /* clang does not clone functions */
+#else
 #define NOINLINE __attribute__((noinline, noclone))
+#endif
 /* Keeps a call from becoming a tail call (which would drop the caller's frame). */
 #define NO_TAIL_CALL() __asm__ volatile("" ::: "memory")
 

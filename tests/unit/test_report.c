@@ -31,7 +31,11 @@
 #include "leak.h"
 #include "taskscope.h"
 
+#if defined(__clang__)
+#define NOINLINE __attribute__((noinline)) /* clang does not clone functions */
+#else
 #define NOINLINE __attribute__((noinline, noclone))
+#endif
 #define NO_TAIL_CALL() __asm__ volatile("" ::: "memory")
 
 /* ------------------------------------------------------------------------------------------ */
