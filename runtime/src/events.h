@@ -24,7 +24,7 @@
  * The runtime never touches it after tsk__events_runtime_close.
  *
  * Cost on the hot path (spawn, wait, wake, finish): one predictable branch when the server is
- * off (rt->insp == NULL), else an 80-byte store into the ring and one release store, about 30
+ * off (rt->insp == NULL), else an 80-byte store into the ring and one release store, about 20
  * instructions an event (a spawn + join makes three: spawn, the join's wait, finish). A plain
  * tsk_yield pushes nothing.
  * The ring holds TSK__EV_RING events: the server drains it every 10 ms, and every 1 ms while it
