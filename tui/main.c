@@ -8,6 +8,7 @@
  * permission denied, protocol version mismatch) or cannot replay the file.
  */
 #include "app.h"
+#include "sched_hint.h"
 #include "ui.h"
 
 #include <curses.h>
@@ -69,6 +70,7 @@ static int first_attach(app *a, const char *path, int by_pid) {
 }
 
 int main(int argc, char **argv) {
+  tsc_sched_background_slice(); /* the inspected app preempts us on wake-up (sched_hint.h) */
   const char *target = NULL, *replay = NULL;
   int ascii = 0, no_color = 0;
   long interval = 1000;

@@ -7,6 +7,7 @@
  * `commands` below: adding one (e.g. `check`) takes an entry and its run function.
  */
 #include "cli.h"
+#include "sched_hint.h"
 
 #include "check.h"
 int taskscope_cmd_record(int argc, char **argv); /* record.c */
@@ -278,6 +279,7 @@ static const char *option_name(unsigned opt) {
 }
 
 int main(int argc, char **argv) {
+  tsc_sched_background_slice(); /* the inspected app preempts us on wake-up (sched_hint.h) */
   ts_ctx ctx = {.timeout_ms = TS_DEFAULT_TIMEOUT_MS, .color_mode = TS_COLOR_AUTO};
   parsed p = {0};
   char **pos = calloc((size_t)argc + 1, sizeof *pos);

@@ -14,6 +14,7 @@
  * timeout_ms fall back to what the server can do alone (see PROTOCOL.md).
  */
 #include "srv.h"
+#include "../common/sched_hint.h"
 
 #include "backtrace.h"
 
@@ -791,6 +792,7 @@ static void on_wake(uv_async_t *h) {
 static void *server_main(void *arg) {
   tsk__srv *s = arg;
   pthread_setname_np(pthread_self(), "taskscope-srv"); /* (top -H, perf: whose CPU time) */
+  tsc_sched_background_slice(); /* the app's threads preempt it on wake-up (sched_hint.h) */
   uv_timer_start(&s->tick, on_tick, TSK__SRV_TICK_MS, TSK__SRV_TICK_MS);
   uv_run(&s->loop, UV_RUN_DEFAULT);
   tsk__bulk_stop(s);
