@@ -1,14 +1,16 @@
 #!/bin/sh
-# run_fuzz.sh — builds the inspector protocol fuzz target with clang + libFuzzer and runs it
-# briefly over the seed corpus (tests/fuzz/corpus). Registered as the CTest test fuzz_protocol.
+# run_fuzz.sh — builds the fuzz targets with clang + libFuzzer and runs each briefly over its
+# seed corpus: fuzz_protocol (the server's message parser, tests/fuzz/corpus) and fuzz_cli_json
+# (the CLI's fast JSON path against jansson, tests/fuzz/corpus_cli). Registered as the CTest
+# test fuzz_protocol.
 #
 # usage: run_fuzz.sh [SOURCE_DIR] [OUT_DIR] [SECONDS]
 #   SOURCE_DIR  the taskscope checkout (default: two levels above this script)
 #   OUT_DIR     where the binary and the working corpus go (default: SOURCE_DIR/build/fuzz)
-#   SECONDS     -max_total_time (default: $FUZZ_TIME, else 20)
+#   SECONDS     -max_total_time of each target (default: $FUZZ_TIME, else 20)
 # env: CLANG (default clang), FUZZ_FLAGS (extra libFuzzer flags, e.g. -jobs=2).
 # Exit status: 0 clean run, 77 skipped (no clang, no libFuzzer, no jansson), else the failure
-# (a crash leaves its input in OUT_DIR as crash-*; replay it with OUT_DIR/fuzz_protocol FILE).
+# (a crash leaves its input in OUT_DIR as crash-*; replay it with OUT_DIR/<target> FILE).
 # Debian: clang and libclang-rt-14-dev (which holds libFuzzer) — scripts/deps.sh, optional list.
 set -eu
 
@@ -50,3 +52,16 @@ echo "== run for ${secs}s"
 "$out/fuzz_protocol" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
   -max_len=140000 -dict="$here/protocol.dict" -artifact_prefix="$out/" -print_final_stats=1 \
   ${FUZZ_FLAGS:-} "$out/corpus" "$here/corpus"
+
+echo "== build $out/fuzz_cli_json"
+# shellcheck disable=SC2046
+"$cc" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=all -D_GNU_SOURCE -std=gnu11 -Wall -Wextra \
+  -I"$src/inspector/cli" -I"$src/inspector/common" \
+  "$here/fuzz_cli_json.c" $(pkg-config --cflags --libs jansson) -lm -o "$out/fuzz_cli_json"
+mkdir -p "$out/corpus_cli"
+echo "== run for ${secs}s"
+# shellcheck disable=SC2086
+"$out/fuzz_cli_json" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+  -artifact_prefix="$out/" -print_final_stats=1 ${FUZZ_FLAGS:-} "$out/corpus_cli" \
+  "$here/corpus_cli"
