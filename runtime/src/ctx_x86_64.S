@@ -10,12 +10,11 @@
  */
 #if defined(__x86_64__) && !defined(TSK_CTX_UCONTEXT)
         .text
-        .globl  tsk__ctx_switch
-        .hidden tsk__ctx_switch
-        .type   tsk__ctx_switch,@function
-        .p2align 4
-tsk__ctx_switch:
-        .cfi_startproc
+
+/* SAVE_CONTEXT: pushes the callee-saved registers (the layout in ctx.h) and stores the stack
+ * pointer in *rdi. RESUME_CONTEXT: with rsp at such a block, pops it and returns 0 into the
+ * code that saved it. Shared by both entry points, so the layout exists once. */
+        .macro SAVE_CONTEXT
         pushq   %rbp
         .cfi_adjust_cfa_offset 8
         .cfi_rel_offset rbp, 0
@@ -35,7 +34,9 @@ tsk__ctx_switch:
         .cfi_adjust_cfa_offset 8
         .cfi_rel_offset r15, 0
         movq    %rsp, (%rdi)
-        movq    (%rsi), %rsp
+        .endm
+
+        .macro RESUME_CONTEXT
         popq    %r15
         .cfi_adjust_cfa_offset -8
         popq    %r14
@@ -50,6 +51,16 @@ tsk__ctx_switch:
         .cfi_adjust_cfa_offset -8
         xorl    %eax, %eax
         ret
+        .endm
+        .globl  tsk__ctx_switch
+        .hidden tsk__ctx_switch
+        .type   tsk__ctx_switch,@function
+        .p2align 4
+tsk__ctx_switch:
+        .cfi_startproc
+        SAVE_CONTEXT
+        movq    (%rsi), %rsp
+        RESUME_CONTEXT
         .cfi_endproc
         .size   tsk__ctx_switch, .-tsk__ctx_switch
 
@@ -71,25 +82,7 @@ tsk__ctx_switch:
         .p2align 4
 tsk__ctx_start:
         .cfi_startproc
-        pushq   %rbp
-        .cfi_adjust_cfa_offset 8
-        .cfi_rel_offset rbp, 0
-        pushq   %rbx
-        .cfi_adjust_cfa_offset 8
-        .cfi_rel_offset rbx, 0
-        pushq   %r12
-        .cfi_adjust_cfa_offset 8
-        .cfi_rel_offset r12, 0
-        pushq   %r13
-        .cfi_adjust_cfa_offset 8
-        .cfi_rel_offset r13, 0
-        pushq   %r14
-        .cfi_adjust_cfa_offset 8
-        .cfi_rel_offset r14, 0
-        pushq   %r15
-        .cfi_adjust_cfa_offset 8
-        .cfi_rel_offset r15, 0
-        movq    %rsp, (%rdi)
+        SAVE_CONTEXT
         leaq    (%rdx,%rcx), %rsp
         andq    $-16, %rsp
         /* From here on this frame lives on the new stack and has no caller. */
@@ -114,20 +107,7 @@ tsk__ctx_start:
         .cfi_offset r13, -40
         .cfi_offset r14, -48
         .cfi_offset r15, -56
-        popq    %r15
-        .cfi_adjust_cfa_offset -8
-        popq    %r14
-        .cfi_adjust_cfa_offset -8
-        popq    %r13
-        .cfi_adjust_cfa_offset -8
-        popq    %r12
-        .cfi_adjust_cfa_offset -8
-        popq    %rbx
-        .cfi_adjust_cfa_offset -8
-        popq    %rbp
-        .cfi_adjust_cfa_offset -8
-        xorl    %eax, %eax
-        ret
+        RESUME_CONTEXT
         .cfi_endproc
         .size   tsk__ctx_start, .-tsk__ctx_start
 #endif

@@ -105,7 +105,7 @@ typedef struct tsk__task {
   tsk__list group_link;
   uint64_t created_ms;         /* uv_now at spawn */
   /* From `state` to the end: all zero at spawn except state, handle_held and owned_by_group
-   * (tsk__spawn clears them with one memset, then sets those three). */
+   * (spawn_task in task.c clears them with one memset, then sets those three). */
   tsk_task_state_t state;
   uint8_t handle_held;         /* a handle (tsk_task_t) is outstanding */
   uint8_t in_ready;            /* in rt->ready */
@@ -361,11 +361,11 @@ static inline tsk__stack *tsk__stack_get(tsk__stack_pool *p, size_t size) {
   }
   return tsk__stack_get_slow(p, size);
 }
-/* Returns a stack to the pool (a stack of another size is unmapped). */
-void tsk__stack_put_slow(tsk__stack_pool *p, tsk__stack *s);
+/* Returns a stack to the pool; a stack of another size (its own mapping) is unmapped. */
+void tsk__stack_unmap(tsk__stack *s);
 static inline void tsk__stack_put(tsk__stack_pool *p, tsk__stack *s) {
   if (TSK__UNLIKELY(s->size != p->stack_size)) {
-    tsk__stack_put_slow(p, s);
+    tsk__stack_unmap(s);
     return;
   }
   s->next_free = p->free_list;
@@ -387,7 +387,7 @@ int tsk__registry_init(tsk_runtime_t *rt);
  * destroyed_pending and every failed, never-joined task as unretrieved_error, reports them. */
 void tsk__registry_close(tsk_runtime_t *rt);
 void tsk__registry_free(tsk_runtime_t *rt);
-/* What parent chains need of a finished task (tsk__registry_lookup); the inspector keeps its
+/* What parent chains need of a finished task (registry.c, lookup); the inspector keeps its
  * own history of outcomes. Written at every task end: keep it to what is read. */
 typedef struct tsk__history_entry {
   uint64_t id, parent_id;
@@ -437,7 +437,7 @@ void tsk__task_set_message(tsk__task *t, const char *msg);
  * when t is resumed. */
 void tsk__switch_to_scheduler(tsk__task *t);
 /* Called first thing on a new task's stack: finishes the switch that started it. */
-void tsk__after_first_switch(tsk_runtime_t *rt);
+void tsk__after_first_switch(void);
 /* task.c: what every task runs on its own stack (a tsk__ctx_entry); returns the context to
  * resume once the task has finished. */
 tsk__ctx *tsk__task_entry(void *task);

@@ -104,10 +104,7 @@ static inline void asan_after(void *save) {
 #endif
 }
 
-void tsk__after_first_switch(tsk_runtime_t *rt) {
-  (void)rt;
-  asan_after(NULL);
-}
+void tsk__after_first_switch(void) { asan_after(NULL); }
 
 /* busy_time=on: charges the time since the last switch to the task leaving the CPU (NULL: the
  * loop itself, not charged). One clock read per switch, so it is off by default. */
@@ -226,14 +223,12 @@ static __attribute__((noinline)) int yield_slow(tsk__task *t) {
 TSK__SIBLING_CALLS int tsk_yield(void) {
   tsk__task *t = tsk__current;
   if (TSK__UNLIKELY(t == NULL)) return TSK_ENOTASK;
+#ifdef TSK__ASAN
+  return yield_slow(t); /* the switch needs a step after it (asan_after) */
+#endif
   tsk_runtime_t *rt = t->rt;
   tsk__task *next = rt->ready_head;
-#ifdef TSK__ASAN
-  int fast = 0;
-#else
-  int fast = 1;
-#endif
-  if (TSK__UNLIKELY(!fast || t->cancel_requested || rt->batch_left <= 0 || !next ||
+  if (TSK__UNLIKELY(t->cancel_requested || rt->batch_left <= 0 || !next ||
                     !tsk__ctx_started(&next->ctx) || rt->busy_time))
     return yield_slow(t);
   rt->batch_left--;
@@ -248,11 +243,7 @@ TSK__SIBLING_CALLS int tsk_yield(void) {
     rt->ready_head = t;
   rt->ready_tail = t;
   check_stack(t);
-  next->state = TSK_TASK_RUNNING;
-  next->switches++;
-  rt->stats.switches++;
-  rt->current = next;
-  tsk__current = next;
+  enter_task(rt, next);
   return tsk__ctx_switch(&t->ctx, &next->ctx);
 }
 

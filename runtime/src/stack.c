@@ -131,15 +131,9 @@ void tsk__stack_unpoison(tsk__stack *s, const void *sp) {
 #endif
 }
 
-void tsk__stack_put_slow(tsk__stack_pool *p, tsk__stack *s) {
-  if (s->size != p->stack_size) {
-    size_t ps = page_size();
-    munmap(s->base - ps, s->size + ps); /* the descriptor goes with it */
-    return;
-  }
-  s->next_free = p->free_list;
-  p->free_list = s;
-  p->free_count++;
+void tsk__stack_unmap(tsk__stack *s) {
+  size_t ps = page_size();
+  munmap(s->base - ps, s->size + ps); /* the guard page, and the descriptor with the stack */
 }
 
 void tsk__stack_pool_close(tsk__stack_pool *p) {

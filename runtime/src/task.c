@@ -73,7 +73,7 @@ static void task_finish(tsk__task *t, int rc);
 tsk__ctx *tsk__task_entry(void *p) {
   tsk__task *t = p;
   tsk_runtime_t *rt = t->rt;
-  tsk__after_first_switch(rt);
+  tsk__after_first_switch();
   t->first_run_ms = tsk__now_ms(rt);
   int rc = t->fn(t->arg);
   task_finish(t, rc);
@@ -116,8 +116,8 @@ static inline __attribute__((always_inline)) int spawn_task(
     if (n >= TSK__NAME_INLINE) n = TSK__NAME_INLINE - 1;
     memcpy(t->name, name, n);
   }
-  /* The creation backtrace: raw return addresses only (symbolized when shown). Its first two
-   * frames are the runtime's own (tsk__spawn, tsk_spawn...): reports trim them. */
+  /* The creation backtrace: raw return addresses only (symbolized when shown). Its first frames
+   * are the runtime's own (tsk_spawn and the like): reports trim them. */
   hdr->ncreated = rt->bt_frames ? (uint8_t)tsk__bt_capture(hdr->created, rt->bt_frames, 0) : 0;
   tsk__list_push(&rt->live, &t->live_link);
   rt->stats.spawned++;

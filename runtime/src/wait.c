@@ -86,29 +86,29 @@ int tsk__join_wait(tsk__task *target, int64_t timeout_ms, int cancellable) {
   return wait_suspend(&w, timeout_ms);
 }
 
-void tsk__join_wake(tsk__task *target) {
-  tsk__wait *w = target->joiner;
-  tsk__task *t = w->task;
-  target->joiner = NULL; /* what join_unlink does */
-  if (t->wait != w) return; /* already ended */
+/* Ends the wait w of task t (unlinked from its object already): the one tail of every wake. */
+static inline void wait_finish(tsk__task *t, tsk__wait *w, int result) {
   t->wait = NULL;
   if (TSK__UNLIKELY(w->timer.index != SIZE_MAX)) tsk__timer_disarm(t->rt, &w->timer);
-  w->result = 0;
-  /* No event: the server wakes the joiner when it reads target's FINISH, which came first. */
-  tsk__make_ready(t);
-}
-
-void tsk__wait_end(tsk__wait *w, int result) {
-  tsk__task *t = w->task;
-  if (t->wait != w) return; /* already ended */
-  t->wait = NULL;
-  if (w->unlink) w->unlink(w);
-  if (w->timer.index != SIZE_MAX) tsk__timer_disarm(t->rt, &w->timer);
   w->result = result;
   /* A join ended by the joined task's end needs no event: the server wakes the joiner when it
    * reads that task's FINISH, which came first. */
   if (w->kind != TSK_WAIT_TASK || result != 0) tsk__ev_simple(t->rt, TSK__EV_WAKE, t->id);
   tsk__make_ready(t);
+}
+
+/* tsk__wait_end(target->joiner, 0) with the unlink (join_unlink) done in place. */
+void tsk__join_wake(tsk__task *target) {
+  tsk__wait *w = target->joiner;
+  target->joiner = NULL;
+  if (w->task->wait == w) wait_finish(w->task, w, 0);
+}
+
+void tsk__wait_end(tsk__wait *w, int result) {
+  tsk__task *t = w->task;
+  if (t->wait != w) return; /* already ended */
+  if (w->unlink) w->unlink(w);
+  wait_finish(t, w, result);
 }
 
 int tsk_sleep(uint64_t ms) {
