@@ -287,22 +287,19 @@ static int line_before(Dwarf_Die *cu, Dwarf_Addr addr, const char **file) {
   size_t n;
   if (dwarf_getsrclines(cu, &lines, &n) != 0) return 0;
   int best_line = 0;
-  Dwarf_Addr best_addr = 0;
   const char *best_file = NULL;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) { /* libdw sorts the rows by address */
     Dwarf_Line *l = dwarf_onesrcline(lines, i);
     Dwarf_Addr a;
     int line;
     bool end;
     if (!l || dwarf_lineaddr(l, &a) != 0 || dwarf_lineno(l, &line) != 0) continue;
-    if (dwarf_lineendsequence(l, &end) == 0 && end) {
-      if (a > addr && best_line) break; /* the sequence holding addr has ended */
-      best_line = 0;                    /* a row of another sequence is no answer */
+    if (a > addr) break;
+    if (dwarf_lineendsequence(l, &end) == 0 && end) { /* rows before it are another sequence's */
+      best_line = 0;
       continue;
     }
-    if (a > addr) break; /* rows are sorted by address within the table */
-    if (line > 0 && a >= best_addr) {
-      best_addr = a;
+    if (line > 0) {
       best_line = line;
       best_file = dwarf_linesrc(l, NULL, NULL);
     }
