@@ -27,6 +27,7 @@
 #include "inspector_bench.h"
 #include "io_bench.h"
 #include "floor_bench.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,11 +121,6 @@ static int lookup(const char *name, double *value) {
 /* ---------------------------------------------------------------------------------------------
  * Small helpers: time, memory, watchdog
  * ------------------------------------------------------------------------------------------- */
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Resident set size from /proc/self/statm (resident pages * page size); -1 when unreadable. */
 static long long rss_bytes(void) {
@@ -262,7 +258,7 @@ static int spawn_join_main(void *arg) {
   tsk_runtime_t *rt = tsk_runtime_current();
   c->best_ns = -1;
   for (int run = 0; run < c->runs; run++) {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < c->n; i++) {
       tsk_task_t t;
       int rc = tsk_spawn(rt, &t, NULL, trivial, NULL);
@@ -270,7 +266,7 @@ static int spawn_join_main(void *arg) {
       rc = tsk_join(t, TSK_FOREVER, NULL);
       if (rc != 0) return tsk_error(rc, "tsk_join #%zu: %s", i, tsk_strerror(rc));
     }
-    double dt = (double)(now_ns() - t0) / (double)c->n;
+    double dt = (double)(bench_now_ns() - t0) / (double)c->n;
     if (c->best_ns < 0 || dt < c->best_ns) c->best_ns = dt;
   }
   return 0;
@@ -306,9 +302,8 @@ static int set_backtrace(const char *mode) {
 }
 
 static void bench_instrumentation(void) {
-  char saved[8192];
-  if (tsk_options_get(saved, sizeof saved) < 0) saved[0] = 0;
-  const char *restore = strstr(saved, "backtrace=off") ? "off" : "spawn";
+  char restore[16];
+  bench_option("backtrace", "spawn", restore, sizeof restore);
   double best[2] = {-1, -1}; /* [0] off, [1] on */
   char err[256];
   for (int round = 0; round < (opts.quick ? 2 : 4); round++) {
@@ -349,12 +344,12 @@ static int pinger(void *arg) {
   tsk_runtime_t *rt = tsk_runtime_current();
   tsk_stats_t s0, s1;
   tsk_runtime_stats(rt, &s0);
-  c->t0 = now_ns();
+  c->t0 = bench_now_ns();
   for (size_t i = 0; i < c->n; i++) {
     int rc = tsk_yield();
     if (rc != 0) return rc;
   }
-  c->t1 = now_ns();
+  c->t1 = bench_now_ns();
   tsk_runtime_stats(rt, &s1);
   c->resumptions = s1.switches - s0.switches;
   return 0;
@@ -455,7 +450,7 @@ static int pending_main(void *arg) {
 
   c->rss0 = rss_bytes();
   c->pte0 = pte_bytes();
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   for (c->spawned = 0; c->spawned < c->n; c->spawned++) {
     rc = tsk_spawn(rt, &handles[c->spawned], NULL, pending_waiter, ev);
     if (rc != 0) {
@@ -463,7 +458,7 @@ static int pending_main(void *arg) {
       break;
     }
   }
-  uint64_t t1 = now_ns();
+  uint64_t t1 = bench_now_ns();
 
   /* Let every task run to its wait. One yield should do (the ready queue is FIFO); fall back to
    * short sleeps in case the runtime runs ready tasks in bounded batches per loop pass. */
@@ -475,11 +470,11 @@ static int pending_main(void *arg) {
       c->settled = 1;
       break;
     }
-    if (now_ns() > deadline) break;
+    if (bench_now_ns() > deadline) break;
     rc = ++rounds <= 100 ? tsk_yield() : tsk_sleep(1);
     if (rc != 0) break;
   }
-  uint64_t t2 = now_ns();
+  uint64_t t2 = bench_now_ns();
   c->rss1 = rss_bytes();
   c->pte1 = pte_bytes();
   c->mappings = count_mappings();
@@ -490,7 +485,7 @@ static int pending_main(void *arg) {
   for (size_t i = 0; i < c->spawned; i++) {
     if (tsk_join(handles[i], TSK_FOREVER, NULL) == 0) c->joined_ok++;
   }
-  uint64_t t3 = now_ns();
+  uint64_t t3 = bench_now_ns();
   int free_rc = tsk_event_free(ev);
   free(handles);
 
@@ -598,14 +593,14 @@ static int churn_setter(void *arg) {
   churn_ctx_t *c = arg;
   int rc = churn_wait_armed(c);
   if (rc != 0) return rc;
-  c->t0 = now_ns();
+  c->t0 = bench_now_ns();
   for (size_t r = 0; r < c->rounds; r++) {
     c->armed = 0;
     for (size_t i = 0; i < c->w; i++) tsk_event_set(c->ev[i]);
     rc = churn_wait_armed(c);
     if (rc != 0) return rc;
   }
-  c->t1 = now_ns();
+  c->t1 = bench_now_ns();
   c->stop = 1;
   for (size_t i = 0; i < c->w; i++) tsk_event_set(c->ev[i]);
   return 0;
@@ -843,9 +838,9 @@ static int run_capture(char *const argv[], char *const envp[], const char *cwd, 
   close(fds[1]);
 
   int timed_out = 0, eof = 0;
-  uint64_t deadline = now_ns() + (uint64_t)timeout_s * 1000000000u;
+  uint64_t deadline = bench_now_ns() + (uint64_t)timeout_s * 1000000000u;
   while (!eof) {
-    uint64_t now = now_ns();
+    uint64_t now = bench_now_ns();
     if (now >= deadline) {
       timed_out = 1;
       break;
@@ -880,7 +875,7 @@ static int run_capture(char *const argv[], char *const envp[], const char *cwd, 
     if (w == pid) break;
     if (w < 0 && errno != EINTR) break;
     if (timed_out) continue;
-    if (now_ns() >= deadline) {
+    if (bench_now_ns() >= deadline) {
       timed_out = 1;
       kill(-pid, SIGKILL);
       continue;

@@ -4,9 +4,10 @@
  */
 #include "floor_bench.h"
 
+#include "bench_util.h"
+
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
 /* The runtime's own switch (runtime/src/ctx.h, ctx_*.S): internal symbols of libtaskscope,
  * reachable because the bench links the static library. */
@@ -18,12 +19,6 @@ void tsk__ctx_start(floor_ctx *from, floor_ctx *self, char *stack_lo, size_t siz
                     floor_ctx *(*entry)(void *), void *arg);
 
 #define FLOOR_STACK (64 * 1024)
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- spawn+join: start a context that runs a trivial function and returns to its starter ---- */
 
@@ -54,9 +49,9 @@ static __attribute__((noinline)) int yield(void) {
 
 static floor_ctx *pinger(void *arg) {
   (void)arg;
-  t0 = now_ns();
+  t0 = bench_now_ns();
   for (size_t i = 0; i < rounds; i++) yield();
-  t1 = now_ns();
+  t1 = bench_now_ns();
   return &main_ctx; /* ponger stays suspended: its stack is simply dropped */
 }
 
@@ -78,12 +73,12 @@ int floor_bench(size_t n, int runs, double *spawn_join_ns, double *switch_ns) {
   }
   double best_sj = -1, best_sw = -1;
   for (int r = 0; r < runs; r++) {
-    uint64_t a = now_ns();
+    uint64_t a = bench_now_ns();
     for (size_t i = 0; i < n; i++) {
       floor_ctx child = {NULL};
       tsk__ctx_start(&starter, &child, stack, FLOOR_STACK, run_trivial, NULL);
     }
-    double sj = (double)(now_ns() - a) / (double)n;
+    double sj = (double)(bench_now_ns() - a) / (double)n;
     if (best_sj < 0 || sj < best_sj) best_sj = sj;
 
     rounds = n * 5;

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "inspector_bench.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -121,30 +122,13 @@ static double ms_of(uint64_t ns) { return (double)ns / 1e6; }
  * Where the server and the CLI are
  * ------------------------------------------------------------------------------------------- */
 
-/* The value of the socket option ("auto", "off" or a path) as tsk_options_get reports it. */
-static int socket_option(char *val, size_t len) {
-  char o[8192];
-  if (tsk_options_get(o, sizeof o) < 0) return -1;
-  for (char *item = o; item != NULL && *item != '\0';) {
-    char *end = strchr(item, ':'); /* paths cannot contain ':' */
-    if (end != NULL) *end = '\0';
-    if (strncmp(item, "socket=", 7) == 0) {
-      snprintf(val, len, "%s", item + 7);
-      return 0;
-    }
-    item = end != NULL ? end + 1 : NULL;
-  }
-  snprintf(val, len, "auto");
-  return 0;
-}
-
 /* The path of this process's inspector socket, made as the server makes it (PROTOCOL.md): a
  * socket=PATH (relative to the working directory), else $XDG_RUNTIME_DIR/taskscope/<pid>.sock
  * or /tmp/taskscope-<uid>/<pid>.sock. Returns 0, 1 for socket=off, -1 on error (why). */
 static int socket_path(char *buf, size_t len, char *why, size_t whylen) {
   char val[PATH_MAX];
   int n;
-  if (socket_option(val, sizeof val) != 0) {
+  if (bench_option("socket", "auto", val, sizeof val) != 0) {
     snprintf(why, whylen, "tsk_options_get failed");
     return -1;
   }
@@ -897,11 +881,6 @@ static int ps_main(void *arg) {
   return 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* Where the CPU time of a phase went (cli_ms: the CLI processes', -1 for none). The server's
  * bulk thread (large snapshots) is shown apart, with its policy: SCHED_IDLE (5) means that it
  * only ever ran on CPU time no other thread wanted. */
@@ -978,7 +957,7 @@ int insp_bench_ps(const insp_bench_opts_t *o) {
     return INSP_BENCH_FAILED;
   }
   char opt[PATH_MAX];
-  if (socket_option(opt, sizeof opt) == 0 && strcmp(opt, "auto") == 0) {
+  if (bench_option("socket", "auto", opt, sizeof opt) == 0 && strcmp(opt, "auto") == 0) {
     snprintf(c->target, sizeof c->target, "%d", (int)getpid());
   } else {
     snprintf(c->target, sizeof c->target, "%s", c->sock); /* socket=PATH: give the path */
@@ -1000,20 +979,18 @@ int insp_bench_ps(const insp_bench_opts_t *o) {
 
   double sorted[PS_MAX_RUNS];
   memcpy(sorted, c->ps_ms, sizeof(double) * (size_t)c->ps_done);
-  qsort(sorted, (size_t)c->ps_done, sizeof(double), cmp_double);
-  double median = sorted[c->ps_done / 2];
-  if (c->ps_done % 2 == 0) median = (sorted[c->ps_done / 2 - 1] + median) / 2;
+  double median = bench_median(sorted, c->ps_done); /* sorted by it: min and max at the ends */
   const lag_phase_t *ps = &c->lag.ph[PH_PS], *base = &c->lag.ph[PH_BASE],
                     *snap = &c->lag.ph[PH_SNAP];
 
   double cpu_sorted[PS_MAX_RUNS];
   memcpy(cpu_sorted, c->ps_cpu_ms, sizeof(double) * (size_t)c->ps_done);
-  qsort(cpu_sorted, (size_t)c->ps_done, sizeof(double), cmp_double);
+  double cpu_median = bench_median(cpu_sorted, c->ps_done);
   printf("inspector_ps_ms: %.1f ms (median of %d `taskscope ps %s --json` runs, each exit 0, "
          "%zu waiting tasks; min %.1f, max %.1f; the CLI's own CPU time %.1f ms (median); no "
          "target in DESIGN.md)\n",
          median, c->ps_done, c->target[0] == '/' ? "SOCKET" : "PID", c->spawned, sorted[0],
-         sorted[c->ps_done - 1], cpu_sorted[c->ps_done / 2]);
+         sorted[c->ps_done - 1], cpu_median);
   printf("inspector_ps_json_bytes: %zu bytes (`ps --json` output; it counted %lld live, %lld "
          "waiting)\n",
          c->ps_bytes, c->ps_live, c->ps_waiting);
@@ -1320,8 +1297,7 @@ static double paired_median(sub_result_t runs[][SUB_MAX_ROUNDS], int rounds, int
     r[i] = cpu ? (x->proc_cpu_ms - x->client_cpu_ms) / (y->proc_cpu_ms - y->client_cpu_ms)
                : x->wall_ms / y->wall_ms;
   }
-  qsort(r, (size_t)rounds, sizeof(double), cmp_double);
-  return rounds % 2 ? r[rounds / 2] : (r[rounds / 2 - 1] + r[rounds / 2]) / 2;
+  return bench_median(r, rounds);
 }
 
 int insp_bench_subscribed(const insp_bench_opts_t *o) {
@@ -1332,7 +1308,7 @@ int insp_bench_subscribed(const insp_bench_opts_t *o) {
     printf("inspector_subscribed_overhead: skipped (%s)\n", why);
     return INSP_BENCH_SKIPPED;
   }
-  if (rc != 0 || socket_option(saved, sizeof saved) != 0) {
+  if (rc != 0 || bench_option("socket", "auto", saved, sizeof saved) != 0) {
     printf("inspector_subscribed_overhead: error (%s)\n", rc != 0 ? why : "tsk_options_get");
     return INSP_BENCH_FAILED;
   }
@@ -1397,9 +1373,8 @@ int insp_bench_subscribed(const insp_bench_opts_t *o) {
         client_cpu += r->client_cpu_ms;
       }
     }
-    qsort(walls, (size_t)rounds, sizeof(double), cmp_double);
+    med_wall[v] = bench_median(walls, rounds); /* sorts walls */
     best_wall[v] = walls[0];
-    med_wall[v] = rounds % 2 ? walls[rounds / 2] : (walls[rounds / 2 - 1] + walls[rounds / 2]) / 2;
   }
   double cpu[V_N];
   for (int v = 0; v < V_N; v++) cpu[v] = cpu_run[v]->proc_cpu_ms - cpu_run[v]->client_cpu_ms;

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "io_bench.h"
 
+#include "bench_util.h"
+
 #include "taskscope.h"
 
 #include <netinet/in.h>
@@ -11,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define IO_CLIENTS 8
@@ -24,12 +25,6 @@ typedef struct io_ctx {
   int failures;        /* operations that failed (any makes the run fail) */
   char first_error[160];
 } io_ctx;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void failed(io_ctx *c, const char *what, int rc) {
   if (c->failures++ == 0)
@@ -130,9 +125,9 @@ static int run_once(int quick, double *ms, char *err, size_t errlen) {
     snprintf(err, errlen, "tsk_runtime_new: %s", tsk_strerror(rc));
     return -1;
   }
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   rc = tsk_run_main(rt, "io-bench", io_main, &c, NULL);
-  uint64_t t1 = now_ns();
+  uint64_t t1 = bench_now_ns();
   tsk_runtime_close(rt);
   if (rc != 0 || c.failures) {
     snprintf(err, errlen, "%s", c.failures ? c.first_error : tsk_strerror(rc));
@@ -149,35 +144,12 @@ static int set_mode(const char *backtrace, const char *socket, char *err, size_t
   return rc;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* The current value of an option as tsk_options_get lists it ("key=value:..."), or dflt. */
-static void option_value(const char *key, const char *dflt, char *out, size_t len) {
-  char all[8192], pat[64];
-  snprintf(out, len, "%s", dflt);
-  if (tsk_options_get(all, sizeof all) < 0) return;
-  snprintf(pat, sizeof pat, "%s=", key);
-  for (char *p = all; (p = strstr(p, pat)) != NULL; p++) {
-    if (p != all && p[-1] != ':') continue;
-    p += strlen(pat);
-    size_t n = strcspn(p, ":");
-    if (n < len) {
-      memcpy(out, p, n);
-      out[n] = 0;
-    }
-    return;
-  }
-}
-
 int io_bench_overhead(int quick) {
   enum { MAX_ROUNDS = 10 };
   int rounds = quick ? 3 : MAX_ROUNDS;
   char saved_bt[64], saved_sock[512], err[256];
-  option_value("backtrace", "spawn", saved_bt, sizeof saved_bt);
-  option_value("socket", "auto", saved_sock, sizeof saved_sock);
+  bench_option("backtrace", "spawn", saved_bt, sizeof saved_bt);
+  bench_option("socket", "auto", saved_sock, sizeof saved_sock);
   if (strcmp(saved_sock, "off") == 0) snprintf(saved_sock, sizeof saved_sock, "auto");
   double best[2] = {-1, -1}, ratio[MAX_ROUNDS];
   for (int round = 0; round < rounds; round++) {
@@ -198,8 +170,7 @@ int io_bench_overhead(int quick) {
     ratio[round] = ms[1] / ms[0];
   }
   set_mode(saved_bt, saved_sock, err, sizeof err);
-  qsort(ratio, (size_t)rounds, sizeof ratio[0], cmp_double);
-  double median = rounds % 2 ? ratio[rounds / 2] : (ratio[rounds / 2 - 1] + ratio[rounds / 2]) / 2;
+  double median = bench_median(ratio, rounds);
   double pct = (median - 1.0) * 100.0;
   printf("io_echo_plain_ms: %.1f ms (backtrace=off, socket=off; best of %d)\n", best[0], rounds);
   printf("io_echo_instrumented_ms: %.1f ms (backtrace=spawn, socket=%s; best of %d)\n", best[1],
