@@ -126,7 +126,7 @@ static void print_table(const ts_ctx *ctx, const ts_snapshot *s) {
   ts_table *tb = ts_table_new(&ctx->term, heads, "rrlrrll");
   for (size_t i = 0; i < s->ntasks; i++) {
     const ts_task *t = &s->tasks[i];
-    if ((i & 255) == 255) tsj_cooperate();
+    if ((i & 255) == 255) tsc_cooperate();
     char buf[64];
     ts_table_cellf(tb, NULL, "%lld", t->id);
     if (t->has_parent)
@@ -253,7 +253,7 @@ static int print_json(const ts_snapshot *s, long long pid) {
   for (size_t i = 0; i < s->ntasks; i++) {
     if (i) tsj_out_puts(out, ",");
     put_task(out, s, &s->tasks[i]);
-    if ((i & 255) == 255) tsj_cooperate();
+    if ((i & 255) == 255) tsc_cooperate();
   }
   tsj_out_puts(out, "]}\n");
   int bad = tsj_out_flush(out) != 0;

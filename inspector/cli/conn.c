@@ -127,12 +127,12 @@ static ts_conn_status read_line(ts_conn *c, char **line, size_t *len) {
       c->buf = ts_xrealloc(c->buf, c->cap);
     }
     /* At most 256 KiB a call: while the server writes as fast, one recv(2) of a whole snapshot
-     * would keep this process in the kernel for milliseconds (see tsj_cooperate). */
+     * would keep this process in the kernel for milliseconds (see tsc_cooperate). */
     size_t room = c->cap - c->len - 1;
     ssize_t n = recv(c->fd, c->buf + c->len, room < ((size_t)256 << 10) ? room : (256 << 10), 0);
     if (n > 0) {
       c->len += (size_t)n;
-      tsj_cooperate();
+      tsc_cooperate();
       continue;
     }
     if (n == 0) {

@@ -86,17 +86,6 @@ static int utf8_len(uc *p, uc *end) {
   return n;
 }
 
-void tsj_cooperate(void) {
-  static long long last;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  long long now = (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
-  if (now - last < 200000) return;
-  sched_yield();
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  last = (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void tsj_release(void *p, size_t len) {
   const uintptr_t mib = (uintptr_t)1 << 20;
   if (p && len >= 4 * mib) {
@@ -105,7 +94,7 @@ void tsj_release(void *p, size_t len) {
     uintptr_t a = ((uintptr_t)p + mask) & ~mask, e = ((uintptr_t)p + len) & ~mask;
     for (; a + mib <= e; a += mib) {
       madvise((void *)a, mib, MADV_DONTNEED);
-      tsj_cooperate();
+      tsc_cooperate();
     }
   }
   free(p);
@@ -118,7 +107,7 @@ void tsj_release(void *p, size_t len) {
 typedef struct scan {
   uc *p, *end;
   int depth;
-  unsigned members; /* object members since the last tsj_cooperate */
+  unsigned members; /* object members since the last tsc_cooperate */
 } scan;
 
 /* (Called between every two tokens: inlined, and the usual case, no space, first.) */
@@ -254,7 +243,7 @@ static int scan_object(scan *s) {
     if (!scan_value(s)) return 0;
     if (++s->members == 4096) { /* ~0.1 ms */
       s->members = 0;
-      tsj_cooperate();
+      tsc_cooperate();
     }
     scan_ws(s);
     if (s->p >= s->end) return 0;
@@ -708,7 +697,7 @@ int tsj_tasks(char *text, size_t len, const char *what, ts_task **out, size_t *n
       cap *= 2;
     }
     char *next;
-    if ((count & 255) == 255) tsj_cooperate();
+    if ((count & 255) == 255) tsc_cooperate();
     set_where(&v, what, wlen, count);
     check_task(&v, p, &next, end, &tasks[count++]);
     if (v.failed) {

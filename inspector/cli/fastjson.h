@@ -11,7 +11,7 @@
  *              records, checking every field as ts_jv_task does, with the same messages;
  *   tsj_out_*  write JSON exactly as jansson's json_dumpf(JSON_COMPACT) would, for the
  *              `ps --json` task array;
- *   tsj_cooperate, tsj_release  keep the CLI's long stretches on a CPU short (below).
+ *   tsj_release  gives a large buffer back in steps (tsc_cooperate, sched_hint.h, between).
  *
  * Exactness: tsj_scan says "valid" only for what jansson accepts (RFC 8259 JSON: UTF-8 checked
  * as jansson checks it, integers within long long, reals that do not overflow, no \u0000 in a
@@ -25,20 +25,14 @@
 #define TASKSCOPE_CLI_FASTJSON_H
 
 #include "model.h"
+#include "../common/sched_hint.h" /* tsc_cooperate: the CLI's long loops leave the CPU to the app */
 
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
-/* The CLI shares the CPUs with the application it inspects. A thread of the application that
- * wakes up on the CPU the CLI is busy on waits, at equal priority, until the scheduler's next
- * tick (up to 4 ms at HZ=250) — a 1 ms deadline missed. The CLI's long loops (reading,
- * checking, sorting and writing 100 000 tasks) call this every few hundred items: at most every
- * 0.2 ms it yields the CPU to whoever waits for it (sched_yield: nothing happens when nobody
- * does). */
-void tsj_cooperate(void);
 /* free(p) of a large buffer of len bytes: its pages are given back a MiB at a time with
- * tsj_cooperate() between (one munmap(2) of 30 MB is a millisecond in the kernel). */
+ * tsc_cooperate() between (one munmap(2) of 30 MB is a millisecond in the kernel). */
 void tsj_release(void *p, size_t len);
 
 /* Lines shorter than this are left to jansson (the fast path would gain nothing). */

@@ -257,7 +257,7 @@ static void sort_tasks(ts_task *t, size_t n) {
       t[--o] = t[--i];
     else
       t[--o] = tail[--j];
-    if ((o & 4095) == 0) tsj_cooperate();
+    if ((o & 4095) == 0) tsc_cooperate();
   }
   tsj_release(tail, m * sizeof *t);
 }

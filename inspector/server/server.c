@@ -57,7 +57,7 @@ static void stat_max(_Atomic uint64_t *a, uint64_t v) {
  * frees the buffers): a single write(2) of 20 MB to a client that reads as fast keeps the server
  * thread in the kernel for milliseconds, a stretch a loop thread waiting for that CPU would wait
  * through (to the scheduler's next tick). Pieces return to user space every ~20 us, and the
- * server yields the CPU between them at most every 0.2 ms (srv_cooperate). */
+ * server yields the CPU between them at most every 0.2 ms (tsc_cooperate, sched_hint.h). */
 typedef struct srv_write {
   uv_write_t req;
   srv_client *c;
@@ -71,15 +71,6 @@ static void client_close_flush(srv_client *c);
 static void process_lines(srv_client *c);
 static void start_reading(srv_client *c);
 
-/* sched_yield() when the last one was more than 0.2 ms ago: a loop thread that woke up on this
- * CPU gets it now rather than at the next tick (nothing happens when nobody waits for it). */
-static void srv_cooperate(void) {
-  static uint64_t last;
-  uint64_t now = tsk__srv_now_ns();
-  if (now - last < 200000) return;
-  sched_yield();
-  last = tsk__srv_now_ns();
-}
 
 static void on_written(uv_write_t *req, int status) {
   srv_write *w = (srv_write *)req;
@@ -89,7 +80,7 @@ static void on_written(uv_write_t *req, int status) {
   int piece = w->piece;
   free(w);
   if (status < 0 && status != UV_ECANCELED) client_close(c);
-  if (piece) srv_cooperate();
+  if (piece) tsc_cooperate();
 }
 
 /* Sends the content of the n buffers, one message (taken from them: they are left empty). A
