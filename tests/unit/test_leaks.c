@@ -281,6 +281,16 @@ static long summary(json_t *report, const char *key) {
   return (long)json_integer_value(json_object_get(json_object_get(report, "summary"), key));
 }
 
+/* A run that found nothing: exit 0, no text report, and the report at exit says so (an empty,
+ * whole document). */
+static void assert_clean(const outcome *o) {
+  assert_int_equal(o->status, 0);
+  assert_null(strstr(o->err, "SUMMARY"));
+  assert_non_null(o->report);
+  assert_int_equal(json_array_size(json_object_get(o->report, "leaks")), 0);
+  assert_int_equal(summary(o->report, "unretrieved_error"), 0);
+}
+
 static void test_unretrieved_error(void **state) {
   (void)state;
   scenario s = {"unretrieved", main_unretrieved, 1, 0, 0};
@@ -323,10 +333,7 @@ static void test_group_failure_never_read(void **state) {
 
   scenario r = {"group-read", main_group_read, 1, 0, 0};
   run_child(&r, "", &o);
-  assert_int_equal(o.status, 0);
-  assert_null(strstr(o.err, "SUMMARY"));
-  assert_non_null(o.report);
-  assert_int_equal(summary(o.report, "unretrieved_error"), 0);
+  assert_clean(&o);
   json_decref(o.report);
 }
 
@@ -350,12 +357,7 @@ static void test_no_false_positive_when_retrieved(void **state) {
   scenario s = {"joined", main_joined, 1, 0, 0};
   static outcome o;
   run_child(&s, "", &o);
-  assert_int_equal(o.status, 0);
-  assert_null(strstr(o.err, "SUMMARY"));
-  /* Nothing to report, but the report at exit says so: an empty, whole document. */
-  assert_non_null(o.report);
-  assert_int_equal(json_array_size(json_object_get(o.report, "leaks")), 0);
-  assert_int_equal(summary(o.report, "unretrieved_error"), 0);
+  assert_clean(&o);
   json_decref(o.report);
 }
 
