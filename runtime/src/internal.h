@@ -98,11 +98,10 @@ typedef struct tsk__task {
   tsk_fn fn;
   void *arg;
   tsk__stack *stack;
-  uint64_t *deadlines;         /* tsk_timeout_push stack (in the stack header), uv_now ms */
   struct tsk__task *next_ready;
   tsk__list live_link;         /* in rt->live while not finished */
   struct tsk_group *group;
-  tsk__list group_link;
+  tsk__list group_link;        /* in its group's list (group.c; unset for other tasks) */
   uint64_t created_ms;         /* uv_now at spawn */
   /* From `state` to the end: all zero at spawn except state, handle_held and owned_by_group
    * (spawn_task in task.c clears them with one memset, then sets those three). */
@@ -148,6 +147,8 @@ typedef struct tsk__stack_hdr {
 static inline tsk__stack_hdr *tsk__hdr(tsk__stack *s) {
   return (tsk__stack_hdr *)(void *)(s->base + s->size - TSK__STACK_RESERVED);
 }
+/* The task's tsk_timeout_push deadlines (uv_now ms; ndeadlines of them), in its stack header. */
+static inline uint64_t *tsk__deadlines(tsk__task *t) { return tsk__hdr(t->stack)->deadlines; }
 
 /* ---- cross-thread posts ---- */
 typedef struct tsk__post {

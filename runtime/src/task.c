@@ -104,9 +104,7 @@ static inline __attribute__((always_inline)) int spawn_task(
   t->arg = arg;
   t->stack = stack;
   tsk__stack_hdr *hdr = tsk__hdr(stack);
-  t->deadlines = hdr->deadlines;
-  t->group = group;
-  tsk__list_init(&t->group_link);
+  t->group = group; /* group_link is set by the group (group.c), for its tasks only */
   t->created_ms = tsk__now_ms(rt);
   memset(&t->state, 0, sizeof *t - offsetof(tsk__task, state));
   t->handle_held = 1;

@@ -21,8 +21,9 @@ void tsk__on_wait_timeout(tsk__timer *tm) {
 static uint64_t wait_due(tsk__task *t, int64_t timeout_ms) {
   uint64_t due = UINT64_MAX;
   if (timeout_ms >= 0) due = tsk__now_ms(t->rt) + (uint64_t)timeout_ms;
+  const uint64_t *deadlines = tsk__deadlines(t);
   for (unsigned i = 0; i < t->ndeadlines; i++)
-    if (t->deadlines[i] < due) due = t->deadlines[i];
+    if (deadlines[i] < due) due = deadlines[i];
   return due;
 }
 
@@ -143,7 +144,7 @@ int tsk_timeout_push(uint64_t ms) {
   tsk__task *t = tsk__current;
   if (!t) return TSK_ENOTASK;
   if (t->ndeadlines >= TSK__DEADLINES) return TSK_EFULL;
-  t->deadlines[t->ndeadlines++] = tsk__now_ms(t->rt) + ms;
+  tsk__deadlines(t)[t->ndeadlines++] = tsk__now_ms(t->rt) + ms;
   return 0;
 }
 
